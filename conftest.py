@@ -1,0 +1,27 @@
+"""Repository-wide pytest hooks: torch threads for the cores present, and a wall time per executed notebook."""
+
+from collections import defaultdict
+from pathlib import Path
+
+from utils.runtime import set_threads
+
+set_threads()
+_notebook_seconds: dict[str, float] = defaultdict(float)
+
+
+def pytest_runtest_logreport(report):
+    """nbval items are `path.ipynb::Cell N`; other tests report a run with record_property("notebook", path)."""
+    path = report.nodeid.split("::")[0]
+    if path.endswith(".ipynb"):
+        _notebook_seconds[path] += report.duration
+    elif report.when == "call":
+        for key, value in report.user_properties:
+            if key == "notebook":
+                _notebook_seconds[value] += report.duration
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _notebook_seconds:
+        terminalreporter.section("notebook wall time")
+        for path, seconds in sorted(_notebook_seconds.items()):
+            terminalreporter.write_line(f"{seconds:7.1f} s  {Path(path)}")
