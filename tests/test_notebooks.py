@@ -11,7 +11,7 @@ import pytest
 
 from utils import notebooks, release
 from utils.grading import ExerciseNotDone
-from utils.paths import HOMEWORK, LECTURES, ROOT
+from utils.paths import BUILD, HOMEWORK, LECTURES, ROOT
 
 ALL = notebooks.all_notebooks()
 STUDENTS = sorted(HOMEWORK.glob("*.ipynb"))
@@ -84,3 +84,24 @@ def test_student_notebook_fails_only_at_stubs(path, record_property):
             stub_cells += 1
             assert errors and errors[0].ename == ExerciseNotDone.__name__, f"cell {i}: the stub was not checked"
     assert stub_cells > 0, "a student notebook without exercises"
+
+
+def test_run_writes_executed_notebook_and_html(tmp_path, record_property):
+    """`make lectures` executes notebooks into build/ as .ipynb and .html."""
+    path = LECTURES / "00_start_here.ipynb"
+    record_property("notebook", rel(path) + " (make lectures)")
+    assert notebooks.run([path], out_dir=tmp_path)
+    executed = nbformat.read(tmp_path / "lectures" / path.name, as_version=4)
+    assert any(cell.get("outputs") for cell in executed.cells)
+    assert "profile: tiny" in (tmp_path / "lectures" / "00_start_here.html").read_text(encoding="utf-8")
+
+
+def test_pytest_prints_a_wall_time_per_notebook():
+    path = BUILD / "pytest" / "tiny.ipynb"  # inside the repository, so that its conftest.py applies
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
+    nb.metadata.kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+    result = subprocess.run([sys.executable, "-m", "pytest", str(path)], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-2000:]
+    assert "notebook wall time" in result.stdout and "tiny.ipynb" in result.stdout

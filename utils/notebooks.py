@@ -106,7 +106,7 @@ def run(paths: list[Path], out_dir: Path = BUILD) -> bool:
         html, _ = HTMLExporter().from_notebook_node(nb)
         target.with_suffix(".html").write_text(html, encoding="utf-8")
         status = "ok" if error is None else f"FAILED: {str(error).strip().splitlines()[-1]}"
-        tqdm.write(f"{path.relative_to(ROOT)}: {seconds:.1f} s, {status} -> {target.relative_to(ROOT)}")
+        tqdm.write(f"{path.resolve().relative_to(ROOT)}: {seconds:.1f} s, {status} -> {target}")
         ok &= error is None
     return ok
 
