@@ -1,0 +1,72 @@
+"""Reading and writing the residual stream of Hugging Face causal LMs, whatever the architecture.
+
+GPT-2 keeps its blocks in `transformer.h` and its final norm in `transformer.ln_f`; Llama, Qwen2 and Gemma2 in
+`model.layers` and `model.norm`. These helpers hide that difference so that a lecture's code runs unchanged
+on TinyWorld models and on real ones.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import torch
+
+
+def _body(model):
+    return model.transformer if hasattr(model, "transformer") else model.model
+
+
+def blocks(model) -> torch.nn.ModuleList:
+    """The transformer blocks (decoder layers), in order."""
+    body = _body(model)
+    return body.h if hasattr(body, "h") else body.layers
+
+
+def final_norm(model) -> torch.nn.Module:
+    body = _body(model)
+    return body.ln_f if hasattr(body, "ln_f") else body.norm
+
+
+def unembed(model, resid: torch.Tensor) -> torch.Tensor:
+    """Logits the model would output if `resid` were its last residual stream (final norm, then unembedding)."""
+    logits = model.get_output_embeddings()(final_norm(model)(resid))
+    cap = getattr(model.config, "final_logit_softcapping", None)
+    return torch.tanh(logits / cap) * cap if cap else logits
+
+
+def _hidden(output):
+    return output[0] if isinstance(output, tuple) else output
+
+
+@torch.no_grad()
+def residual_stream(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Residual stream before block 0 and after every block: [n_layers + 1, batch, seq, d_model]."""
+    states, handles = [], []
+    layers = blocks(model)
+    handles.append(layers[0].register_forward_pre_hook(
+        lambda module, args, kwargs: states.append(_hidden(args[0] if args else kwargs["hidden_states"])),
+        with_kwargs=True))  # fmt: skip
+    for layer in layers:
+        handles.append(layer.register_forward_hook(lambda module, args, output: states.append(_hidden(output))))
+    try:
+        model(input_ids=input_ids, attention_mask=attention_mask)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return torch.stack(states)
+
+
+@contextmanager
+def add_to_residual(model, layer: int, vector: torch.Tensor, positions: slice | int = slice(None)):
+    """Within the block, add `vector` to the residual stream after block `layer` at `positions`."""
+
+    def hook(module, args, output):
+        hidden = _hidden(output).clone()
+        hidden[:, positions] += vector.to(hidden.dtype)
+        return (hidden, *output[1:]) if isinstance(output, tuple) else hidden
+
+    handle = blocks(model)[layer].register_forward_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()
