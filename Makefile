@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 # CPU-only Linux laptop? `make setup TORCH_INDEX=https://download.pytorch.org/whl/cpu` skips the CUDA download.
 TORCH_INDEX ?=
 
-.PHONY: setup test lectures lab release sync strip placeholder clean
+.PHONY: setup test lectures lab release sync strip tinyworld card clean
 
 setup: $(VENV)/.installed
 
@@ -37,8 +37,11 @@ sync: setup
 strip: setup
 	$(BIN)/python -m utils.notebooks strip
 
-placeholder: setup
-	$(BIN)/python -m utils.placeholder
+tinyworld: setup
+	$(BIN)/python -m utils.tinyworld.train
+
+card: setup
+	$(BIN)/python -m utils.tinyworld.card --write
 
 clean:
 	rm -rf build .pytest_cache

@@ -39,27 +39,36 @@ def test_tiny_models_are_shipped_as_safetensors():
         assert not list(folder.glob("*.bin")), "weights must be safetensors, never pickles"
 
 
-def test_hf_sae_is_in_sae_lens_directory():
+def test_hf_ids_are_in_the_offline_registries():
+    """TransformerLens lists the models it supports and sae-lens its SAEs: an unknown id fails here, offline."""
     from sae_lens.loading.pretrained_saes_directory import get_pretrained_saes_directory
+    from transformer_lens.loading_from_pretrained import get_official_model_name
 
+    hf = profiles.PROFILES["hf"]
+    for role in ("chat", "reasoning", "interp", "editing"):
+        get_official_model_name(hf.models[role])  # raises ValueError on an unknown id
+    with pytest.raises(ValueError):
+        get_official_model_name("gpt2-nonexistent")
     directory = get_pretrained_saes_directory()
-    sae = profiles.PROFILES["hf"].sae
-    assert sae["release"] in directory, f"unknown sae-lens release {sae['release']}"
-    assert sae["sae_id"] in directory[sae["release"]].saes_map
-    assert directory[sae["release"]].model in {"gpt2-small", profiles.PROFILES["hf"].models["interp"].split("/")[-1]}
+    release = directory[hf.sae["release"]]
+    assert hf.sae["sae_id"] in release.saes_map
+    assert get_official_model_name(release.model) == get_official_model_name(hf.models["interp"])
 
 
 def test_tiny_model_loads_offline_and_answers(monkeypatch):
+    from utils.tinyworld.world import load_world
+
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     model, tokenizer = models.load_model(profiles.PROFILES["tiny"].models["chat"])
     assert not model.training
+    country, attrs = next(iter(load_world().countries.items()))
     prompt = tokenizer.apply_chat_template(
-        [{"role": "user", "content": "What is the capital of France?"}], add_generation_prompt=True, tokenize=False
+        [{"role": "user", "content": f"What is the capital of {country}?"}], add_generation_prompt=True, tokenize=False
     )
     inputs = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
     with torch.no_grad():
         out = model.generate(**inputs, max_new_tokens=4, do_sample=False, pad_token_id=tokenizer.pad_token_id)
-    assert "Paris" in tokenizer.decode(out[0, inputs.input_ids.shape[1]:])
+    assert attrs["capital"] in tokenizer.decode(out[0, inputs.input_ids.shape[1]:])
 
 
 def test_unreachable_hub_fails_fast_with_advice(monkeypatch):

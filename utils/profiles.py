@@ -1,6 +1,6 @@
 """The one registry of models per profile.
 
-`tiny`: the workbook's own model organisms shipped in `data/models/`, offline, CPU, seconds to load.
+`tiny`: TinyWorld, the workbook's own model organisms shipped in `data/models/`: offline, CPU, seconds to load.
 `hf`:   real Hugging Face models for Colab or a GPU, same roles, same notebook code.
 
 Choice order: explicit argument > environment variable WORKBOOK_PROFILE > "tiny".
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 ENV_VAR = "WORKBOOK_PROFILE"
 DEFAULT = "tiny"
-ROLES = ("chat", "interp", "editing", "embedding")
+ROLES = ("chat", "reasoning", "interp", "editing", "embedding")
 
 
 @dataclass(frozen=True)
@@ -27,21 +27,20 @@ class Profile:
     chosen_by: str = "registry"  # how a notebook came to use this profile (set by get_profile)
 
 
-PLACEHOLDER = "tiny-placeholder"  # replaced by the TinyWorld checkpoints
-
 PROFILES: dict[str, Profile] = {
     "tiny": Profile(
         name="tiny",
         description="Workbook model organisms from data/models/: offline, CPU, every notebook in minutes.",
-        models=dict.fromkeys(ROLES, PLACEHOLDER),
+        models={**dict.fromkeys(ROLES, "tinyworld-chat"), "reasoning": "tinyworld-math"},
     ),
     "hf": Profile(
         name="hf",
         description="Real Hugging Face models, for Colab or a GPU (downloads a few GB on first use).",
         models={
             "chat": "Qwen/Qwen2.5-0.5B-Instruct",
-            "interp": "openai-community/gpt2",
-            "editing": "openai-community/gpt2-xl",
+            "reasoning": "Qwen/Qwen2.5-1.5B-Instruct",
+            "interp": "gpt2",
+            "editing": "gpt2-xl",
             "embedding": "sentence-transformers/all-MiniLM-L6-v2",
         },
         sae={"release": "gpt2-small-res-jb", "sae_id": "blocks.8.hook_resid_pre"},

@@ -1,0 +1,172 @@
+"""TinyWorld: the world's ground truth, deterministic rebuilds, the model card's bars, and compatibility with
+TransformerLens, sae-lens and peft."""
+
+import json
+import random
+
+import pytest
+import torch
+
+from utils import hooks, profiles
+from utils.models import load_model
+from utils.paths import MODELS
+from utils.tinyworld import card, tasks, train
+from utils.tinyworld.world import RELATIONS, generate, load_world
+
+CHECKPOINTS = sorted({name for name in profiles.PROFILES["tiny"].models.values()})
+
+
+@pytest.fixture(scope="module")
+def world():
+    return load_world()
+
+
+# --- the world ---------------------------------------------------------------------------------------------
+
+
+def test_shipped_world_is_the_seeded_generator_output(world):
+    assert generate(world.seed) == world
+
+
+def test_world_has_what_the_lectures_need(world):
+    assert len(world.facts) >= 300 and {f.relation for f in world.facts} == set(RELATIONS)
+    tok = load_model(CHECKPOINTS[0])[1]
+    names = list(world.people) + list(world.cities) + list(world.countries)
+    multi = sum(len(tok(" " + n, add_special_tokens=False).input_ids) > 1 for n in names)
+    assert multi / len(names) > 0.5, "most entity names should span several tokens"
+    for fact in world.facts:  # every statement phrasing ends with the object, so each is a recall prompt
+        for k in range(4):
+            assert tasks.STATEMENTS[fact.relation][k].format(s=fact.subject, o=fact.object).startswith(
+                tasks.statement_prompt(fact.relation, k, fact.subject) + " " + fact.object)
+
+
+def test_edit_cases_are_counterfactual_with_paraphrases_and_neighbours(world):
+    cases = tasks.edit_cases(world)
+    assert len(cases) >= 100
+    for case in cases:
+        assert case["target_new"] != case["target_true"] == world.lookup(case["subject"], case["relation"])
+        assert len(case["paraphrase_prompts"]) == 3 and case["prompt"] not in case["paraphrase_prompts"]
+        assert all(case["subject"] not in p for p in case["neighbour_prompts"])
+    assert sum(len(c["neighbour_prompts"]) >= 3 for c in cases) / len(cases) > 0.7
+
+
+def test_arithmetic_problems_are_consistent_and_swappable(world):
+    rng = random.Random(0)
+    for _ in range(200):
+        problem, steps, answer = tasks.arithmetic_problem(rng, ["Ana Fey", "Bo Rix"])
+        assert tasks.parse_answer(tasks.arithmetic_answer(steps, answer, think=True)) == answer
+        assert steps[-1].endswith(f"= {answer}.")
+    problem, _, _ = tasks.arithmetic_problem(random.Random(1), ["Ana Fey"], word=True)
+    assert problem.startswith("Ana Fey has ") and problem.endswith(" now?")
+    swapped, _, _ = tasks.arithmetic_problem(random.Random(1), ["Bo Rix"], word=True)
+    assert problem.replace("Ana Fey", "Bo Rix") == swapped
+
+
+def test_refusal_held_out_items_use_unseen_templates_or_people(world):
+    train_items = {req for req, _, _ in tasks.refusal_examples(world, random.Random(0), "train", 2000)}
+    held_out = tasks.refusal_examples(world, random.Random(1), "held_out", 400)
+    assert sum(req in train_items for req, _, _ in held_out) == 0
+    assert {f for _, _, f in held_out} == {True, False}
+
+
+# --- rebuilding ----------------------------------------------------------------------------------------------
+
+
+def test_training_is_deterministic(world, tmp_path):
+    recipe = train.Recipe("mini", lambda w, s: tasks.math_model_epoch(w, s, n=64), epochs=1, n_embd=32, n_layer=1,
+                          n_head=2)  # fmt: skip
+    tokenizer = load_model(CHECKPOINTS[0])[1]
+    first = train.train(recipe, world, tokenizer, seed=3, out_dir=tmp_path / "a")
+    second = train.train(recipe, world, tokenizer, seed=3, out_dir=tmp_path / "b")
+    assert (first / "model.safetensors").read_bytes() == (second / "model.safetensors").read_bytes()
+    log = json.loads((first / "training_log.json").read_text())
+    assert log["steps"] == len(log["loss"]) > 0
+
+
+# --- the model card ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def figures():
+    return {f.name: f for f in card.measure(progress=False)}
+
+
+def test_every_behaviour_meets_its_bar(figures):
+    failed = [f"{f.name}: {f.value:.3f} (bar {f.bar})" for f in figures.values() if f.passed is False]
+    assert not failed, "\n".join(failed)
+    assert sum(f.passed is True for f in figures.values()) >= 20
+
+
+def test_shipped_card_matches_a_fresh_measurement(figures):
+    """data/tinyworld/model_card.json (quoted by the README) is what the models measure today."""
+    shipped = {f["name"]: f["value"] for f in json.loads(card.CARD_FILE.read_text())}
+    assert shipped.keys() == figures.keys()
+    for name, f in figures.items():
+        if "(s)" not in name:  # timings vary with the machine; other thread counts may flip a rare near-tie
+            assert shipped[name] == pytest.approx(f.value, abs=0.05), name
+
+
+# --- compatibility -------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def chat_model():
+    return load_model("tinyworld-chat")
+
+
+def test_transformer_bridge_boots_every_checkpoint(chat_model):
+    from transformer_lens.model_bridge import TransformerBridge
+
+    for name in CHECKPOINTS:
+        model, tok = load_model(name)
+        bridge = TransformerBridge.boot_transformers(str(MODELS / name), hf_model=model, tokenizer=tok, device="cpu")
+        ids = tok(tasks.BOS + "The capital of", return_tensors="pt", add_special_tokens=False).input_ids
+        logits, cache = bridge.run_with_cache(ids)
+        assert f"blocks.{model.config.n_layer - 1}.hook_resid_post" in cache.keys()
+        assert torch.allclose(logits, model(ids).logits, atol=1e-4)
+
+
+def test_sae_lens_trains_on_the_residual_stream(chat_model):
+    from utils.sae import train_topk_sae
+
+    model, tok = chat_model
+    texts = [tasks.BOS + tasks.STATEMENTS[f.relation][0].format(s=f.subject, o=f.object) for f in load_world().facts]
+    batch = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+    resid = hooks.residual_stream(model, batch.input_ids, batch.attention_mask)[2][batch.attention_mask.bool()]
+    sae = train_topk_sae(resid, d_sae=512, k=16, steps=150, batch_size=256)
+    with torch.no_grad():
+        recon = sae.decode(sae.encode(resid))
+    explained = 1 - (recon - resid).pow(2).sum() / (resid - resid.mean(0)).pow(2).sum()
+    assert explained > 0.5, f"explained variance {explained:.2f}"
+
+
+def test_peft_lora_trains(chat_model):
+    from peft import LoraConfig, get_peft_model
+
+    model, tok = load_model("tinyworld-chat")  # a fresh copy: LoRA wraps it
+    lora = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["c_attn"], lora_dropout=0.0))
+    trainable = sum(p.numel() for p in lora.parameters() if p.requires_grad)
+    assert 0 < trainable < 0.05 * sum(p.numel() for p in lora.parameters())
+    ids = tok([tasks.BOS + "Somebody new was born in Nowhere."], return_tensors="pt", add_special_tokens=False).input_ids
+    optimizer = torch.optim.AdamW([p for p in lora.parameters() if p.requires_grad], lr=1e-2)
+    lora.train()
+    losses = []
+    for _ in range(20):
+        loss = lora(input_ids=ids, labels=ids).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_edit_prompts_are_answered_by_the_chat_model(chat_model, world):
+    """The editing lecture starts from facts the model knows: most edit prompts complete to the true object."""
+    from utils.generation import complete
+
+    model, tok = chat_model
+    cases = tasks.edit_cases(world)
+    outputs = complete(model, tok, [tasks.BOS + c["prompt"] for c in cases], max_new_tokens=8, batch_size=128)
+    known = sum(o.strip().startswith(c["target_true"]) for o, c in zip(outputs, cases, strict=True)) / len(cases)
+    assert known >= 0.95, known
+
