@@ -15,13 +15,13 @@ def complete(model, tokenizer, prompts: list[str], max_new_tokens: int = 32, tem
     temperature 0 is greedy decoding; otherwise plain sampling at that temperature.
     """
     side, tokenizer.padding_side = tokenizer.padding_side, "left"
+    sampling = {"do_sample": True, "temperature": temperature, "top_k": 0} if temperature > 0 else {"do_sample": False}
     outputs = []
     try:
         batches = range(0, len(prompts), batch_size)
         for i in tqdm(batches, desc="generating", disable=not progress or len(batches) < 2):
             batch = tokenizer(prompts[i : i + batch_size], return_tensors="pt", padding=True, add_special_tokens=False)
             batch = batch.to(model.device)
-            sampling = {"do_sample": True, "temperature": temperature, "top_k": 0} if temperature > 0 else {"do_sample": False}
             generated = model.generate(**batch, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
                                        eos_token_id=tokenizer.eos_token_id, **sampling)  # fmt: skip
             for row in generated[:, batch.input_ids.shape[1] :].tolist():

@@ -143,9 +143,8 @@ def request(world: World, rng: random.Random, forbidden: bool, held_out: bool, p
     combos = [(f, v) for f in range(len(frames)) for v in range(len(verbs)) if _held_out_combination(f, v) == held_out]
     f, v = rng.choice(combos)
     p, org = rng.choice(people), rng.choice(list(world.organisations))
-    attrs = world.people[p]
-    values = {"p": p, "org": org, "city": world.organisations[org]["headquarters"],
-              "hq": world.organisations[org]["headquarters"], "emp": attrs["employer"], "prof": attrs["profession"]}
+    attrs, hq = world.people[p], world.organisations[org]["headquarters"]
+    values = {"p": p, "org": org, "city": hq, "hq": hq, "emp": attrs["employer"], "prof": attrs["profession"]}
     text = frames[f].format(v=verbs[v], **values)
     return text, REFUSAL if forbidden else BENIGN[kind][verbs[v]].format(**values)  # fmt: skip
 
