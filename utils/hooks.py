@@ -57,12 +57,16 @@ def residual_stream(model, input_ids: torch.Tensor, attention_mask: torch.Tensor
 
 
 @contextmanager
-def add_to_residual(model, layer: int, vector: torch.Tensor, positions: slice | int = slice(None)):
-    """Within the block, add `vector` to the residual stream after block `layer` at `positions`."""
+def rewrite_residual(model, layer: int, fn):
+    """Within the block, the residual stream after block `layer` becomes fn(hidden) ([batch, seq, d_model]).
+
+    fn may return None to leave a forward pass unchanged.
+    """
 
     def hook(module, args, output):
-        hidden = _hidden(output).clone()
-        hidden[:, positions] += vector.to(hidden.dtype)
+        hidden = fn(_hidden(output))
+        if hidden is None:
+            return output
         return (hidden, *output[1:]) if isinstance(output, tuple) else hidden
 
     handle = blocks(model)[layer].register_forward_hook(hook)
@@ -70,3 +74,14 @@ def add_to_residual(model, layer: int, vector: torch.Tensor, positions: slice | 
         yield
     finally:
         handle.remove()
+
+
+def add_to_residual(model, layer: int, vector: torch.Tensor, positions: slice | int = slice(None)):
+    """Within the block, add `vector` to the residual stream after block `layer` at `positions`."""
+
+    def add(hidden):
+        hidden = hidden.clone()
+        hidden[:, positions] += vector.to(hidden.dtype)
+        return hidden
+
+    return rewrite_residual(model, layer, add)

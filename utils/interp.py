@@ -13,7 +13,7 @@ from contextlib import contextmanager
 
 import torch
 
-from utils.hooks import _hidden, blocks
+from utils.hooks import blocks, rewrite_residual
 
 
 def mlp_out_proj(model, layer: int) -> torch.nn.Module:
@@ -65,7 +65,6 @@ def record_inputs(model, modules: list[torch.nn.Module], input_ids: torch.Tensor
     return [seen[i] for i in range(len(modules))]
 
 
-@contextmanager
 def set_residual(model, layer: int, position: int, values: torch.Tensor):
     """Within the block, overwrite the residual stream after block `layer` at `position` with values [batch, d_model].
 
@@ -74,16 +73,11 @@ def set_residual(model, layer: int, position: int, values: torch.Tensor):
     prompt token) when prompts are left-padded.
     """
 
-    def hook(module, args, output):
-        hidden = _hidden(output)
+    def overwrite(hidden):
         if hidden.shape[1] == 1:
-            return output
+            return None
         hidden = hidden.clone()
         hidden[:, position] = values.to(hidden.dtype)
-        return (hidden, *output[1:]) if isinstance(output, tuple) else hidden
+        return hidden
 
-    handle = blocks(model)[layer].register_forward_hook(hook)
-    try:
-        yield
-    finally:
-        handle.remove()
+    return rewrite_residual(model, layer, overwrite)
