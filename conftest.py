@@ -1,5 +1,6 @@
 """Repository-wide pytest hooks: torch threads for the cores present, and a wall time per executed notebook."""
 
+import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -7,6 +8,7 @@ from utils.runtime import set_threads
 
 set_threads()
 _notebook_seconds: dict[str, float] = defaultdict(float)
+_started = time.perf_counter()
 
 
 def pytest_runtest_logreport(report):
@@ -25,3 +27,5 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.section("notebook wall time")
         for path, seconds in sorted(_notebook_seconds.items()):
             terminalreporter.write_line(f"{seconds:7.1f} s  {Path(path)}")
+        terminalreporter.write_line(f"{sum(_notebook_seconds.values()):7.1f} s  all notebooks")
+    terminalreporter.write_line(f"test session wall time: {time.perf_counter() - _started:.0f} s")

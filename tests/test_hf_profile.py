@@ -42,7 +42,7 @@ def stand_in(model_id: str):
                              num_key_value_heads=2, max_position_embeddings=1024, tie_word_embeddings=True, **small)  # fmt: skip
         return Qwen2ForCausalLM(config), tokenizer
     if model_id.startswith("gpt2"):  # 12 blocks, so that the SAE's layer (8) exists
-        return GPT2LMHeadModel(GPT2Config(n_layer=12, n_embd=64, n_head=4, n_positions=512, **small)), tokenizer
+        return GPT2LMHeadModel(GPT2Config(n_layer=12, n_embd=32, n_head=2, n_positions=512, **small)), tokenizer
     if "MiniLM" in model_id:
         config = BertConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128, **small)
         return BertModel(config), tokenizer
@@ -68,7 +68,7 @@ def hf_cache(tmp_path_factory) -> Path:
     release, sae_id = PROFILES["hf"].sae["release"], PROFILES["hf"].sae["sae_id"]
     sae_info = get_pretrained_saes_directory()[release]
     folder = cached_snapshot(home, sae_info.repo_id) / sae_info.saes_map[sae_id]
-    StandardSAE(StandardSAEConfig(d_in=64, d_sae=128)).save_model(folder)
+    StandardSAE(StandardSAEConfig(d_in=32, d_sae=128)).save_model(folder)
     save_file({"sparsity": torch.full((128,), -3.0)}, folder / "sparsity.safetensors")
     return home
 

@@ -45,3 +45,15 @@ def test_set_residual_overwrites_one_position_and_spares_cached_steps(model):
     assert torch.allclose(stream[1, :, 2], values)
     assert torch.equal(stream[0], residual_stream(model, ids)[0])
     assert generated.shape == (2, 9)
+
+
+def test_left_padding_changes_no_state(model):
+    """A left-padded prompt must give the states it gives alone (GPT-2's absolute positions included)."""
+    ids = torch.randint(1, 64, (1, 5))
+    padded = torch.cat([torch.zeros(1, 2, dtype=torch.long), ids], 1)
+    mask = torch.cat([torch.zeros(1, 2, dtype=torch.long), torch.ones(1, 5, dtype=torch.long)], 1)
+    alone, with_pads = residual_stream(model, ids), residual_stream(model, padded, mask)
+    assert torch.allclose(alone[:, 0], with_pads[:, 0, 2:], atol=1e-4)
+    (acts,) = interp.record_inputs(model, [interp.mlp_out_proj(model, 1)], padded, mask)
+    (acts_alone,) = interp.record_inputs(model, [interp.mlp_out_proj(model, 1)], ids)
+    assert torch.allclose(acts[0, 2:], acts_alone[0], atol=1e-4)

@@ -38,6 +38,15 @@ def _hidden(output):
     return output[0] if isinstance(output, tuple) else output
 
 
+def position_ids(attention_mask: torch.Tensor | None) -> torch.Tensor | None:
+    """Positions counted from each row's first real token, so that left padding changes nothing.
+
+    Hugging Face's forward (unlike `generate`) numbers positions 0..seq-1 whatever the mask: with absolute
+    position embeddings (GPT-2) a left-padded prompt would then be read at the wrong positions.
+    """
+    return None if attention_mask is None else (attention_mask.long().cumsum(-1) - 1).clamp_min(0)
+
+
 @torch.no_grad()
 def residual_stream(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
     """Residual stream before block 0 and after every block: [n_layers + 1, batch, seq, d_model]."""
@@ -49,7 +58,7 @@ def residual_stream(model, input_ids: torch.Tensor, attention_mask: torch.Tensor
     for layer in layers:
         handles.append(layer.register_forward_hook(lambda module, args, output: states.append(_hidden(output))))
     try:
-        model(input_ids=input_ids, attention_mask=attention_mask)
+        model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids(attention_mask))
     finally:
         for handle in handles:
             handle.remove()
@@ -77,9 +86,15 @@ def rewrite_residual(model, layer: int, fn):
 
 
 def add_to_residual(model, layer: int, vector: torch.Tensor, positions: slice | int = slice(None)):
-    """Within the block, add `vector` to the residual stream after block `layer` at `positions`."""
+    """Within the block, add `vector` to the residual stream after block `layer` at `positions`.
+
+    The default, every position, also steers each generated token. A single position (e.g. -1, the prompt's last
+    token) is a prompt position: cached generation steps (one new token) pass unchanged.
+    """
 
     def add(hidden):
+        if isinstance(positions, int) and hidden.shape[1] == 1:
+            return None
         hidden = hidden.clone()
         hidden[:, positions] += vector.to(hidden.dtype)
         return hidden

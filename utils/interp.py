@@ -13,7 +13,7 @@ from contextlib import contextmanager
 
 import torch
 
-from utils.hooks import blocks, rewrite_residual
+from utils.hooks import blocks, position_ids, rewrite_residual
 
 
 def mlp_out_proj(model, layer: int) -> torch.nn.Module:
@@ -58,7 +58,7 @@ def record_inputs(model, modules: list[torch.nn.Module], input_ids: torch.Tensor
         for i, m in enumerate(modules)
     ]
     try:
-        model(input_ids=input_ids, attention_mask=attention_mask)
+        model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids(attention_mask))
     finally:
         for handle in handles:
             handle.remove()
