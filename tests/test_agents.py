@@ -9,6 +9,7 @@ from utils.agents import (
     Task,
     demo_prompt,
     fit_prompt,
+    option_logprobs,
     real_world_tasks,
     run_stream,
     running_accuracy,  # fmt: skip
@@ -134,3 +135,22 @@ def test_embeddings_are_unit_vectors(chat_model):
     assert vectors.shape == (3, encoder.config.hidden_size)
     assert torch.allclose(vectors.norm(dim=-1), torch.ones(3), atol=1e-5)
     assert torch.allclose(embed(encoder, tok, ["capital: Vos"])[0], vectors[1], atol=1e-5)  # padding changes nothing
+
+
+def test_option_logprobs_match_scoring_the_whole_text(chat_model):
+    model, tok = chat_model
+    prompt = tok.apply_chat_template([{"role": "user", "content": "Tools:\ncalculator: arithmetic\nWhat is 3 * 4?"}],
+                                     add_generation_prompt=True, tokenize=False)  # fmt: skip
+    options = ["<|call|>calculator(", "<|call|>weather_in_a_city(", "The answer is 12."]
+    expected = continuation_logprobs(model, tok, [prompt] * len(options), options)
+    assert torch.allclose(torch.tensor(option_logprobs(model, tok, prompt, options)), torch.tensor(expected), atol=1e-3)
+
+
+def test_agents_keep_raw_outputs_and_parse_answers(chat_model):
+    model, tok = chat_model
+    person, attrs = next(iter(load_world().people.items()))
+    stream = [Task("birthplace", person, attrs["birthplace"])] * 2
+    agents = [MemoryAgent("plain"), MemoryAgent("shouting", parse=lambda output: output.strip().upper())]
+    results = run_stream(model, tok, agents, stream, progress=False)  # a person's bare name: the model says where born
+    assert results == {"plain": [True, True], "shouting": [False, False]}
+    assert agents[0].outputs == agents[1].outputs and agents[0].outputs[0].strip().startswith(attrs["birthplace"])

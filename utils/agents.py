@@ -6,6 +6,7 @@ notebooks; this module holds what they plug into.
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import random
@@ -14,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from tqdm.auto import tqdm
 
 from utils.generation import complete
@@ -130,12 +132,16 @@ class MemoryAgent:
 
     read(store, task) -> examples [(x, y)] for the prompt; write(store, step, task, answer, correct, confidence)
     stores what it decides to. Either may be None (no reading, or no writing).
+    parse(output) -> the answer that is scored, from what the model wrote (default: its first line).
+    outputs: what the model wrote at each step of the stream, unparsed.
     """
 
     def __init__(self, name: str, read: Callable | None = None, write: Callable | None = None,
-                 store: MemoryStore | None = None):  # fmt: skip
+                 store: MemoryStore | None = None, parse: Callable[[str], str] | None = None):  # fmt: skip
         self.name, self.read, self.write = name, read, write
         self.store = store if store is not None else MemoryStore()
+        self.parse = parse or first_line
+        self.outputs: list[str] = []
 
     def examples(self, task: Task) -> list[tuple[str, str]]:
         return self.read(self.store, task) if self.read else []
@@ -145,7 +151,8 @@ def run_stream(model, tokenizer, agents: Sequence[MemoryAgent], tasks: Sequence[
                hooks: Sequence[Callable] = (), batch_size: int = 4, progress: bool = True) -> dict[str, list[bool]]:  # fmt: skip
     """Play the stream: at each step every agent answers (one batch), gets feedback and may write to memory.
 
-    Prompts longer than `max_context` tokens keep their most recent lines (the query always stays).
+    Prompts longer than `max_context` tokens keep their most recent lines (the query always stays); agents whose
+    prompts are identical at a step share one completion. The scored answer is `agent.parse(output)`.
     hooks: functions hook(step, agents) called after every step (reflection, for instance).
     batch_size: prompts per forward pass; small batches waste less padding when one agent's prompt is long.
     Returns agent name -> correctness at each step.
@@ -154,9 +161,13 @@ def run_stream(model, tokenizer, agents: Sequence[MemoryAgent], tasks: Sequence[
     results = {agent.name: [] for agent in agents}
     for step, task in enumerate(tqdm(tasks, desc="stream", disable=not progress)):
         prompts = [fit_prompt(tokenizer, agent.examples(task), task.query, limit - 8) for agent in agents]
-        outputs, logprobs = complete(model, tokenizer, prompts, max_new_tokens=8, batch_size=batch_size, logprobs=True)
-        for agent, output, logprob in zip(agents, outputs, logprobs, strict=True):
-            answer, confidence = first_line(output), math.exp(logprob)
+        unique = list(dict.fromkeys(prompts))
+        texts, logprobs = complete(model, tokenizer, unique, max_new_tokens=8, batch_size=batch_size, logprobs=True)
+        completions = dict(zip(unique, zip(texts, logprobs, strict=True), strict=True))
+        for agent, prompt in zip(agents, prompts, strict=True):
+            output, logprob = completions[prompt]
+            agent.outputs.append(output)
+            answer, confidence = agent.parse(output), math.exp(logprob)
             correct = answer == task.answer
             results[agent.name].append(correct)
             if agent.write:
@@ -199,3 +210,27 @@ def toolbox(world: World, seed: int = 0) -> tuple[list[dict], list[tuple[str, st
             values = {kind: rng.choice(names) for kind, names in fill.items()}
             questions.append((template.format(**values), tool["name"]))
     return tools, questions
+
+
+@torch.no_grad()
+def option_logprobs(model, tokenizer, prompt: str, options: Sequence[str]) -> list[float]:
+    """log P(option | prompt) for each option: the prompt runs once, the options as one batch on its cached states.
+
+    The same numbers as `continuation_logprobs` with the prompt repeated, for a fraction of the compute when the
+    prompt is long (a tool listing) and the options are short (tool names).
+    """
+    ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False).input_ids.to(model.device)
+    head = model(ids, use_cache=True)
+    name = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"  # transformers 5 vs 4
+    cache = getattr(head, name)
+    cache.batch_repeat_interleave(len(options))
+    side, tokenizer.padding_side = tokenizer.padding_side, "right"
+    try:
+        batch = tokenizer(list(options), return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+    finally:
+        tokenizer.padding_side = side
+    mask = torch.cat([batch.attention_mask.new_ones(len(options), ids.shape[1]), batch.attention_mask], dim=1)
+    tail = model(batch.input_ids, attention_mask=mask, **{name: cache}).logits
+    logits = torch.cat([head.logits[:, -1:].expand(len(options), -1, -1), tail[:, :-1]], dim=1).float()
+    token_logprobs = logits.log_softmax(-1).gather(-1, batch.input_ids[..., None])[..., 0]
+    return (token_logprobs * batch.attention_mask).sum(1).tolist()
