@@ -2,15 +2,34 @@
 
 A failed check raises `GradingError`; IPython shows its message without a traceback, so a student sees one
 readable line, and nbval still fails a master notebook whose solution breaks.
+
+What every check gets from here, whatever it grades:
+- the student's function runs on deep copies of its inputs (tensors cloned, lists, dicts and objects copied), and
+  the reference runs on its own copies *before* the student's call, so nothing the student does can change the
+  expected value; an input changed in place is reported by name (`call`);
+- torch modules handed over are not copied but guarded: a hook left registered (on any submodule, or globally),
+  weights changed in place or a switch to training mode is reported and undone, so later cells see the model as
+  it was (`call`, `guard_modules`);
+- an exception, an unfinished stub, a wrong return type (a dict, a generator, None) or an output the check cannot
+  read becomes one readable line, never a traceback from inside the grader (`call`, `expect_list`, `graded`);
+- NaN or inf where the reference is finite gets its own message, with a per-check hint (`compare`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import copy
+import functools
+import inspect
+import types
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 
+import numpy as np
 import torch
 
 Hint = tuple[Callable, str]  # (predicate(out, *args) -> bool spotting a known mistake, what to tell the student)
+
+NONFINITE = "look for 0/0, inf - inf, the log of 0, or a mean over an empty set."
 
 
 class GradingError(AssertionError):
@@ -24,80 +43,357 @@ class ExerciseNotDone(GradingError):
     """The student's function still raises NotImplementedError."""
 
 
-def _clone(x):
-    return x.clone() if isinstance(x, torch.Tensor) else x
+# --- describing values -------------------------------------------------------------------------------------
 
 
-def _describe(x) -> str:
+def describe(x) -> str:
+    """A short, readable description of any value a student's function may return."""
     if isinstance(x, torch.Tensor):
         return f"tensor of shape {tuple(x.shape)} and dtype {x.dtype}"
-    return f"{type(x).__name__} {x!r}"[:120]
+    if isinstance(x, np.ndarray):
+        return f"numpy array of shape {x.shape} and dtype {x.dtype}"
+    if isinstance(x, types.GeneratorType | Iterator):
+        return f"{type(x).__name__} (an iterator: wrap it in list(...))"
+    if isinstance(x, torch.nn.Module):
+        return f"a torch module ({type(x).__name__})"
+    if isinstance(x, dict):
+        return f"dict with keys {list(x)[:6]!r}"[:120]
+    return " ".join(f"{type(x).__name__} {x!r}".split())[:120]
 
 
-def call(fn: Callable, args: Sequence, name: str):
-    """Run fn(*args) on copies of args; turn every way it can go wrong into a readable GradingError."""
-    copies = [_clone(a) for a in args]
+def expect_list(out, name: str, length: int | None = None, what: str = "a list") -> list:
+    """`out` as a list if it is a list or tuple (or a 1-d tensor / array), else a readable GradingError."""
+    if isinstance(out, torch.Tensor | np.ndarray) and out.ndim == 1:
+        out = out.tolist()
+    if not isinstance(out, list | tuple):
+        raise GradingError(f"{name} should return {what}, got {describe(out)}.")
+    if length is not None and len(out) != length:
+        raise GradingError(f"{name} returned {len(out)} items, expected {length}.")
+    return list(out)
+
+
+# --- copies, and noticing what a student's function changed ------------------------------------------------
+
+
+def _modules_in(x) -> list[torch.nn.Module]:
+    if isinstance(x, torch.nn.Module):
+        return [x]
+    if isinstance(x, list | tuple | set | frozenset):
+        return [m for item in x for m in _modules_in(item)]
+    if isinstance(x, dict):
+        return [m for item in x.values() for m in _modules_in(item)]
+    return []
+
+
+def copies(args: Sequence) -> list:
+    """Deep copies of args (tensors cloned); torch modules inside them are shared, not copied."""
+    memo = {id(m): m for m in _modules_in(list(args))}
+    return [copy.deepcopy(a, memo) for a in args]
+
+
+def same(a, b) -> bool:
+    """Structural equality that also holds for tensors, arrays, NaN and plain objects."""
+    if a is b:
+        return True
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        if not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)) or a.shape != b.shape or a.dtype != b.dtype:
+            return False
+        a, b = a.detach().cpu(), b.detach().cpu()
+        if a.is_floating_point():
+            nan = a.isnan()
+            return torch.equal(nan, b.isnan()) and torch.equal(a.masked_fill(nan, 0), b.masked_fill(nan, 0))
+        return torch.equal(a, b)
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return (isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.shape == b.shape
+                and bool(np.array_equal(a, b, equal_nan=a.dtype.kind in "fc" and b.dtype.kind in "fc")))  # fmt: skip
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, list | tuple):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, float) and a != a:
+        return b != b
+    if hasattr(a, "__dict__") and not isinstance(a, type | types.FunctionType | types.ModuleType):
+        return same(vars(a), vars(b))
     try:
-        out = fn(*copies)
+        return bool(a == b)
+    except Exception:  # noqa: BLE001 - an object without a usable ==: treat it as unchanged
+        return True
+
+
+def _advice(x) -> str:
+    if isinstance(x, torch.Tensor):
+        return "work on a copy (x.clone()) or use out-of-place operations (x / t, not x /= t)"
+    if isinstance(x, list):
+        return "use sorted(x) or list(x) + [...] instead of x.sort(), x.append() or x[i] = ..."
+    if isinstance(x, dict):
+        return "build a new dict (dict(x), {**x, ...}) instead of changing x"
+    return "work on a copy (copy.deepcopy(x))"
+
+
+def _parameter_names(fn: Callable, n: int) -> list[str]:
+    try:
+        params = [p for p in inspect.signature(fn).parameters.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):
+        params = []
+    return [f"`{params[i].name}`" if i < len(params) else f"number {i + 1}" for i in range(n)]
+
+
+# --- side effects on torch modules -------------------------------------------------------------------------
+
+# each hook dict of a module, with the dicts that share its handle ids
+_HOOK_DICTS = {"_forward_hooks": ("_forward_hooks_with_kwargs", "_forward_hooks_always_called"),
+               "_forward_pre_hooks": ("_forward_pre_hooks_with_kwargs",), "_backward_hooks": (),
+               "_backward_pre_hooks": ()}  # fmt: skip
+
+
+def _hook_tables(modules: Iterable[torch.nn.Module]) -> list[tuple[str, str, dict]]:
+    """(where, which dict, the dict) for every hook dict of every submodule, and for the global ones."""
+    tables = []
+    for attr, shared in _HOOK_DICTS.items():
+        for name in (attr, *shared):
+            table = getattr(torch.nn.modules.module, f"_global{name}", None)
+            if table is not None:
+                tables.append(("every module (a global hook)", name, table))
+    for root in modules:
+        for path, module in root.named_modules():
+            for attr, shared in _HOOK_DICTS.items():
+                for name in (attr, *shared):
+                    table = getattr(module, name, None)
+                    if table is not None:
+                        tables.append((f"`{path or type(root).__name__}`", name, table))
+    return tables
+
+
+class ModuleGuard:
+    """A snapshot of modules' hooks, weights and training flags; `restore()` undoes and reports any change."""
+
+    COPY_LIMIT = 50_000_000  # weights of a model up to this many numbers are copied (and restored if changed)
+
+    def __init__(self, modules: Iterable[torch.nn.Module]):
+        self.modules = list({id(m): m for m in modules}.values())
+        self.hooks = [(table, dict(table)) for _, _, table in _hook_tables(self.modules)]
+        small = sum(p.numel() for m in self.modules for p in m.parameters()) <= self.COPY_LIMIT
+        self.weights = [(m, {k: self._snapshot(v, small) for k, v in m.state_dict(keep_vars=True).items()})
+                        for m in self.modules]  # fmt: skip
+        self.training = [(sub, sub.training) for m in self.modules for sub in m.modules()]
+
+    @staticmethod
+    def _snapshot(tensor: torch.Tensor, small: bool):
+        """A copy of a small model's tensor; for a large model, where it lives and its in-place edit counter."""
+        return tensor.detach().clone() if small else (tensor.data_ptr(), tensor._version, tensor.shape)
+
+    def restore(self) -> list[str]:
+        """Put everything back as it was; return what had changed, as phrases for a GradingError."""
+        problems = []
+        saved = {id(table): before for table, before in self.hooks}
+        added = list(dict.fromkeys(where for where, name, table in _hook_tables(self.modules)
+                                   if name in _HOOK_DICTS and set(table) - set(saved.get(id(table), {}))))  # fmt: skip
+        for _, _, table in _hook_tables(self.modules):
+            before = saved.get(id(table), {})
+            if list(table) != list(before):
+                table.clear()
+                table.update(before)
+        if added:
+            problems.append(f"left a hook registered on {', '.join(added[:3])}{' and more' if len(added) > 3 else ''}: "
+                            "remove every hook you register (handle.remove() in a `finally:`, or a context manager), "
+                            "or it changes every later forward pass. The check removed it.")  # fmt: skip
+        changed, restored = [], True
+        with torch.no_grad():
+            for module, state in self.weights:
+                now = module.state_dict(keep_vars=True)
+                for key, before in state.items():
+                    if key not in now:
+                        continue
+                    if isinstance(before, torch.Tensor):
+                        if not same(now[key].detach(), before):
+                            now[key].copy_(before)
+                            changed.append(key)
+                    elif (now[key].data_ptr(), now[key]._version, now[key].shape) != before:
+                        changed.append(key)
+                        restored = False
+        if changed:
+            problems.append(f"changed the model's weights in place ({', '.join(changed[:3])}): leave the model as it "
+                            f"was ({'the check restored them' if restored else 'reload the model before you go on'}).")
+        flipped = [sub for sub, training in self.training if sub.training != training]
+        for sub, training in self.training:
+            sub.training = training
+        if flipped:
+            problems.append("switched the model between eval and training mode: leave its mode as it was.")
+        return problems
+
+
+@contextmanager
+def guard_modules(*modules: torch.nn.Module, name: str = "your function"):
+    """Run a block that gets a model; afterwards remove leftover hooks, restore weights and mode, and report them.
+
+        with guard_modules(model, name="patchscope"):
+            out = student_fn(model, ...)
+    """
+    guard = ModuleGuard(modules)
+    try:
+        yield
+    finally:
+        problems = guard.restore()
+    if problems:
+        raise GradingError(f"{name} {problems[0]}")
+
+
+# --- running a student's function --------------------------------------------------------------------------
+
+
+def call(fn: Callable, args: Sequence, name: str, mutable: Sequence[int] = (), modules: Sequence[torch.nn.Module] = ()):
+    """Run fn(*args) on deep copies of args; turn every way it can go wrong into a readable GradingError.
+
+    mutable: positions of arguments the function is meant to change (e.g. a memory store); they are passed as they
+    are. Torch modules in args (and `modules`, e.g. a model the function reaches through a global) are passed as
+    they are and guarded: hooks, weights and mode are checked and restored after the call.
+    """
+    if not callable(fn):
+        raise GradingError(f"Pass the function itself to the check, e.g. check_...({name}), not {describe(fn)}.")
+    unchecked = object()
+    given, pristine = [], []
+    for i, arg in enumerate(args):
+        mine, spare = arg, unchecked  # meant to change, or a model: passed as it is
+        if i not in mutable and not isinstance(arg, torch.nn.Module):
+            try:
+                mine, spare = copies([arg])[0], copies([arg])[0]
+            except Exception:  # noqa: BLE001 - an object that cannot be copied (a database connection): as it is
+                mine, spare = arg, unchecked
+        given.append(mine)
+        pristine.append(spare)
+    guard = ModuleGuard([*_modules_in(list(args)), *modules])
+    try:
+        out = fn(*given)
     except NotImplementedError:
         raise ExerciseNotDone(f"{name}: not implemented yet. Replace `raise NotImplementedError` with your code.") from None
     except Exception as exc:  # noqa: BLE001 - any student error becomes a hint
-        inputs = ", ".join(_describe(a) for a in args)
-        raise GradingError(f"{name} raised {type(exc).__name__}: {exc} (inputs: {inputs})") from None
-    for original, copy in zip(args, copies, strict=True):
-        if isinstance(original, torch.Tensor) and not torch.equal(original, copy):
-            raise GradingError(f"{name} modified its input tensor in place; work on a copy (e.g. x.clone()).")
+        inputs = ", ".join(describe(a) for a in args)
+        message = " ".join(f"{name} raised {type(exc).__name__}: {exc} (inputs: {inputs})".split())
+        raise GradingError(message[:400]) from None
+    finally:
+        problems = guard.restore()
+    if problems:
+        raise GradingError(f"{name} {problems[0]}")
+    names = _parameter_names(fn, len(args))
+    for i, (after, before) in enumerate(zip(given, pristine, strict=True)):
+        if before is not unchecked and not same(after, before):
+            raise GradingError(f"{name} modified its input {names[i]} in place; {_advice(before)}.")
     return out
 
 
+def graded(name: str):
+    """Decorator for a check: any exception raised while reading the student's output becomes a GradingError."""
+
+    def wrap(check: Callable) -> Callable:
+        @functools.wraps(check)
+        def checked(*args, **kwargs):
+            try:
+                return check(*args, **kwargs)
+            except GradingError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - e.g. an output of the wrong type that the check tried to read
+                message = f"{name}: the check could not read your function's output ({type(exc).__name__}: {exc})"
+                raise GradingError(" ".join(message.split())[:400] + "; return what the docstring describes.") from None
+
+        return checked
+
+    return wrap
+
+
+# --- comparing tensors -------------------------------------------------------------------------------------
+
+
 def matches(a: torch.Tensor, b: torch.Tensor, atol: float = 1e-5, rtol: float = 1e-4) -> bool:
-    """Same shape, infinities in the same places, finite entries allclose."""
+    """Same shape, NaN and infinities in the same places, finite entries allclose."""
     if a.shape != b.shape:
         return False
+    a, b = a.detach().cpu(), b.detach().cpu()
     fa, fb = torch.isfinite(a), torch.isfinite(b)
-    if not torch.equal(fa, fb) or not torch.equal(a[~fa], b[~fb]):
+    if not torch.equal(fa, fb) or not torch.equal(torch.isnan(a), torch.isnan(b)):
+        return False
+    infinite = torch.isinf(a)
+    if not torch.equal(a[infinite], b[infinite]):
         return False
     return torch.allclose(a[fa].double(), b[fb].double(), atol=atol, rtol=rtol)
 
 
 def same_as(wrong: Callable) -> Callable:
     """A hint predicate: the student's output equals that of a known-wrong implementation."""
-    return lambda out, *args: matches(out, wrong(*args))
+
+    def predicate(out, *args):
+        return matches(out, wrong(*args))
+
+    predicate.exact = True  # an exact diagnosis: tried before the message about NaN / inf
+    return predicate
+
+
+def _spots(predicate: Callable, out, args: Sequence) -> bool:
+    """A hint's predicate on copies of the inputs; a predicate that fails on this input spots nothing."""
+    try:
+        with torch.no_grad():
+            return bool(predicate(out, *copies(args)))
+    except Exception:  # noqa: BLE001 - e.g. a wrong implementation that cannot run on this case
+        return False
 
 
 def compare(out, expected: torch.Tensor, name: str, args: Sequence, hints: Iterable[Hint] = (),
-            atol: float = 1e-5, rtol: float = 1e-4) -> None:  # fmt: skip
-    """Raise a GradingError with the most specific explanation if `out` is not `expected`."""
+            atol: float = 1e-5, rtol: float = 1e-4, nonfinite_hint: str | None = None) -> None:  # fmt: skip
+    """Raise a GradingError with the most specific explanation if `out` is not `expected`.
+
+    Order of diagnoses: a known wrong implementation (`same_as` hints); NaN or inf where the reference is finite,
+    with `nonfinite_hint` if the check gives one; the other hints; NaN / inf with a generic hint; infinities in the
+    wrong places; the largest difference.
+    """
     if not isinstance(out, torch.Tensor):
-        raise GradingError(f"{name} should return a torch.Tensor, got {_describe(out)}.")
+        raise GradingError(f"{name} should return a torch.Tensor, got {describe(out)}.")
+    out, expected = out.detach().cpu(), expected.detach().cpu()
     if out.shape != expected.shape:
         raise GradingError(f"{name} returned shape {tuple(out.shape)}, expected {tuple(expected.shape)}.")
-    if out.dtype.is_floating_point != expected.dtype.is_floating_point:
+    if out.dtype.is_floating_point != expected.dtype.is_floating_point or (out.dtype == torch.bool) != (
+            expected.dtype == torch.bool):
         raise GradingError(f"{name} returned dtype {out.dtype}, expected a {expected.dtype} tensor.")
-    if torch.isnan(out).any() and not torch.isnan(expected).any():
-        raise GradingError(f"{name} returned NaN. Large logits overflow exp(): subtract the maximum first.")
     if matches(out, expected, atol, rtol):
         return
+    hints = sorted(hints, key=lambda hint: not getattr(hint[0], "exact", False))  # exact diagnoses first
+    finite, finite_expected = torch.isfinite(out), torch.isfinite(expected)
+    bad = ~finite & finite_expected
+    kind = "NaN" if torch.isnan(out[bad]).any() else "inf"
+    nonfinite = f"{name} returned {kind} in {bad.sum().item()} entries where the reference is finite: "
     for spots_mistake, message in hints:
-        if spots_mistake(out, *[_clone(a) for a in args]):
+        if bad.any() and nonfinite_hint and not getattr(spots_mistake, "exact", False):
+            break  # the check's own advice about NaN / inf beats a generic predicate
+        if _spots(spots_mistake, out, args):
             raise GradingError(f"{name}: {message}")
-    n_out, n_expected = (~torch.isfinite(out)).sum().item(), (~torch.isfinite(expected)).sum().item()
-    if not torch.equal(torch.isfinite(out), torch.isfinite(expected)):
-        raise GradingError(f"{name}: {n_out} entries are infinite where {n_expected} should be, or not the same ones.")
-    finite = torch.isfinite(expected)
-    diff = (out[finite].double() - expected[finite].double()).abs().max().item()
+    if bad.any():
+        raise GradingError(nonfinite + (nonfinite_hint or NONFINITE))
+    if not torch.equal(finite, finite_expected) or not same(out[~finite], expected[~finite].to(out.dtype)):
+        raise GradingError(f"{name}: {(~finite_expected).sum().item()} entries should be infinite (or NaN); "
+                           "yours are not the same ones.")  # fmt: skip
+    diff = (out.double() - expected.double()).abs().max().item()
     raise GradingError(f"{name}: values differ from the reference (largest difference {diff:.3g}).")
 
 
 def check_function(fn: Callable, reference: Callable, name: str, cases: Sequence[Sequence],
-                   hints: Iterable[Hint] = (), **tolerances) -> None:  # fmt: skip
+                   hints: Iterable[Hint] = (), nonfinite_hint: str | None = None, mutable: Sequence[int] = (),
+                   **tolerances) -> None:  # fmt: skip
     """Check fn against reference on every case (a tuple of arguments); print one line on success.
 
-    The cases must give different expected outputs, so that a function returning a constant cannot pass.
+    Every expected value is computed first, on its own copy of the inputs. The cases must give different expected
+    outputs, so that a function returning a constant cannot pass (a grader that breaks this rule fails loudly).
     """
-    if not callable(fn):
-        raise GradingError(f"Pass the function itself to the check, e.g. check_...({name}), not {_describe(fn)}.")
+    expected = [reference(*copies(args)) for args in cases]
+    if len(cases) > 1 and all(e.shape == expected[0].shape and matches(e, expected[0]) for e in expected[1:]):
+        raise ValueError(f"grader for {name}: every case has the same expected output; a constant would pass")
     hints = list(hints)
-    for args in cases:
-        compare(call(fn, args, name), reference(*args), name, args, hints, **tolerances)
+    for args, want in zip(cases, expected, strict=True):
+        out = call(fn, args, name, mutable)
+        try:
+            compare(out, want, name, args, hints, nonfinite_hint=nonfinite_hint, **tolerances)
+        except GradingError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - an output the comparison cannot read
+            raise GradingError(f"{name}: the check could not read your output, {describe(out)} "
+                               f"({type(exc).__name__}: {exc})."[:400]) from None  # fmt: skip
     print(f"✓ {name}: passed {len(cases)} checks on fixed and random inputs.")
