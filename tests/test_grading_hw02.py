@@ -1,142 +1,421 @@
-"""Homework 02 graders accept their references and reject deliberately wrong implementations with the right hint."""
+"""Homework 02 graders accept correct implementations written in other ways and reject plausible wrong ones with
+the targeted hint: a wrong algorithm, a side effect (a hook left on the model, weights or inputs changed), a wrong
+return type, an unstable log-probability, a study that measures on what it fitted."""
 
+import numpy as np
 import pytest
 import torch
 
 from utils import grading
 from utils.grading import ExerciseNotDone, GradingError
 from utils.grading import hw02 as ref
+from utils.hooks import blocks, final_norm, residual_stream
+from utils.interp import edit_input, mlp_out_proj
 
 
-def rejects(check, fn, fragment=""):
+def passes(check, fn, capsys):
+    check(fn)
+    assert "✓" in capsys.readouterr().out
+
+
+def rejects(check, fn, *fragments):
     with pytest.raises(GradingError) as info:
         check(fn)
-    assert fragment in str(info.value), f"expected {fragment!r} in {str(info.value)!r}"
+    message = str(info.value)
+    for fragment in fragments:
+        assert fragment in message, f"expected {fragment!r} in {message!r}"
+    assert "Traceback" not in message and len(info.value._render_traceback_()) == 1
+    return message
 
 
 def not_done(*args):
     raise NotImplementedError
 
 
-TENSOR_CHECKS = [
-    (grading.check_difference_of_means, ref.difference_of_means),
-    (grading.check_add_direction, ref.add_direction),
-    (grading.check_logit_lens, ref.logit_lens),
-    (grading.check_topk_encode, ref.topk_encode),
-    (grading.check_feature_f1, ref.feature_f1),
-    (grading.check_patchscope, ref.patchscope),
+CHECKS = [
+    (grading.check_answer_ranks, ref.answer_ranks),
+    (grading.check_sae_objective, ref.sae_objective),
+    (grading.check_fit_linear_relation, ref.fit_linear_relation),
+    (grading.check_ablated_logprobs, ref.ablated_logprobs),
 ]
 
 
-@pytest.mark.parametrize(("check", "reference"), TENSOR_CHECKS, ids=lambda x: getattr(x, "__name__", ""))
-def test_reference_passes_and_generic_failures_are_explained(check, reference, capsys):
-    check(reference)
-    assert capsys.readouterr().out.count("✓") == 1
-    rejects(check, lambda *a: torch.zeros(7), "shape")
-    rejects(check, lambda *a: reference(*a).tolist(), "torch.Tensor")
-    rejects(check, lambda *a: reference(*a) * float("nan"))
-    rejects(check, lambda *a: 1 / 0, "ZeroDivisionError")
-    with pytest.raises(ExerciseNotDone):
+@pytest.mark.parametrize(("check", "reference"), CHECKS, ids=lambda x: getattr(x, "__name__", ""))
+def test_generic_failures_are_explained(check, reference, capsys):
+    passes(check, reference, capsys)
+    with pytest.raises(ExerciseNotDone, match="not implemented yet"):
         check(not_done)
+    rejects(check, lambda *a: 1 / 0, "ZeroDivisionError")
+    rejects(check, "not a function", "Pass the function itself")
+    rejects(check, lambda *a: {"answer": 1}, "dict")
+    rejects(check, lambda *a: None)
+    rejects(check, lambda *a: torch.zeros(7))
 
 
-def test_constant_output_never_passes():
-    first = ref.difference_of_means(torch.tensor([[1.0, 2.0], [3.0, 4.0]]), torch.tensor([[0.0, 1.0]]))
-    rejects(
-        grading.check_difference_of_means,
-        lambda p, n: first.expand(p.shape[1]).clone() if p.shape[1] == 2 else first,
-    )
+# --- Exercise 1: answer ranks under the logit lens ---------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("wrong", "hint"),
-    [
-        (lambda p, n: n.mean(0) - p.mean(0), "sign is reversed"),
-        (lambda p, n: p.sum(0) - n.sum(0), "not the sum"),
-        (lambda p, n: torch.cat([p, n]).mean(0), "don't pool"),
-        (lambda p, n: (p.mean(0) - n.mean(0)) / (p.mean(0) - n.mean(0)).norm(), "raw difference"),
-        (lambda p, n: p.mean(0) - n.mean(0) + 0.1, "values differ"),
-    ],
-)
-def test_difference_of_means_hints(wrong, hint):
-    rejects(grading.check_difference_of_means, wrong, hint)
+def ranks_in_loops(hidden_states, norm, unembedding, answer_ids, position):
+    """Correct, written with loops and log-probabilities in float64."""
+    out = torch.zeros(len(hidden_states), len(answer_ids), dtype=torch.long)
+    for layer, h in enumerate(hidden_states):
+        state = h[:, position] if layer == len(hidden_states) - 1 else norm(h[:, position])
+        logprobs = (state.double() @ unembedding.double().T).log_softmax(-1)
+        for row, answer in enumerate(answer_ids.tolist()):
+            out[layer, row] = int((logprobs[row] > logprobs[row, answer]).sum()) + 1
+    return out
 
 
-@pytest.mark.parametrize(
-    ("wrong", "hint"),
-    [
-        (lambda r, d, a: r + a * d, "normalise the direction"),
-        (lambda r, d, a: r - a * d / d.norm(), "negative alpha"),
-        (lambda r, d, a: torch.cat([r[:, :-1], r[:, -1:] + a * d / d.norm()], 1), "every position"),
-        (lambda r, d, a: r + d / d.norm(), "scale the unit direction"),
-    ],
-)
-def test_add_direction_hints(wrong, hint):
-    rejects(grading.check_add_direction, wrong, hint)
+def ranks_by_counting_ties(hidden_states, norm, unembedding, answer_ids, position):
+    """Correct: sort, then move the answer in front of the tokens tied with it."""
+    states = torch.stack([norm(h[:, position]) for h in hidden_states[:-1]] + [hidden_states[-1][:, position]])
+    logits = states @ unembedding.T
+    answer = logits.gather(-1, answer_ids.expand(len(states), -1)[..., None])
+    return (logits >= answer).sum(-1) - (logits == answer).sum(-1) + 1
 
 
-@pytest.mark.parametrize(
-    ("wrong", "hint"),
-    [
-        (lambda r, n, u: torch.log_softmax(r @ u.T, dim=-1), "final norm"),
-        (lambda r, n, u: n(r) @ u.T, "apply log_softmax"),
-        (lambda r, n, u: torch.softmax(n(r) @ u.T, dim=-1), "not probabilities"),
-        (lambda r, n, u: torch.log_softmax(n(r) @ u.T, dim=0), "last dimension"),
-    ],
-)
-def test_logit_lens_hints(wrong, hint):
-    rejects(grading.check_logit_lens, wrong, hint)
+def ranks_from_float32_log_softmax(hidden_states, norm, unembedding, answer_ids, position):
+    states = torch.stack([norm(h[:, position]) for h in hidden_states[:-1]] + [hidden_states[-1][:, position]])
+    logprobs = torch.einsum("lbd,vd->lbv", states, unembedding).log_softmax(-1)
+    answer = logprobs.gather(-1, answer_ids.expand(len(states), -1)[..., None])
+    return (logprobs > answer).sum(-1) + 1
+
+
+@pytest.mark.parametrize("correct", [ranks_in_loops, ranks_by_counting_ties, ranks_from_float32_log_softmax])
+def test_answer_ranks_accepts_other_correct_implementations(correct, capsys):
+    passes(grading.check_answer_ranks, correct, capsys)
+
+
+def _in_place_norm(hs, norm, U, answers, position):
+    hs[0][:] = norm(hs[0])  # normalises an input tensor in place
+    return ref.answer_ranks(hs, norm, U, answers, position)
 
 
 @pytest.mark.parametrize(
     ("wrong", "hint"),
     [
-        (lambda x, W, be, bd, k: ref.topk_encode(x + bd, W, be, bd, k), "b_dec"),
-        (ref._no_relu, "ReLU"),
-        (ref._top_abs, "absolute value"),
-        (lambda x, W, be, bd, k: ((x - bd) @ W + be).relu(), "only the top k"),
-        (lambda x, W, be, bd, k: ((x - bd) @ W + be).topk(k, dim=-1).values, "shape"),
+        (ref._ranks_variant(norm_last=True), "don't normalise it a second time"),
+        (ref._ranks_variant(norm_rest=False), "every entry except the last"),
+        (ref._ranks_variant(last_position=True), "at `position`"),
+        (lambda *a: ref.answer_ranks(*a) - 1, "ranks start at 1"),
+        (ref._ranks_variant(argsort=True), "strictly larger logit"),
+        (ref._ranks_variant(probabilities=True), "not probabilities"),
+        (lambda *a: ref.answer_ranks(*a).float(), "dtype"),
+        (lambda *a: ref.answer_ranks(*a).T, "shape"),
+        (lambda *a: ref.answer_ranks(*a).tolist(), "torch.Tensor"),
+        (_in_place_norm, "in place"),
     ],
 )
-def test_topk_encode_hints(wrong, hint):
-    rejects(grading.check_topk_encode, wrong, hint)
+def test_answer_ranks_hints(wrong, hint):
+    rejects(grading.check_answer_ranks, wrong, hint)
 
 
-def _naive_f1(active, labels):
-    p, r = ref._precision(active, labels), ref._recall(active, labels)
-    return 2 * p * r / (p + r)
+# --- Exercise 2: the SAE objective -------------------------------------------------------------------------
+
+
+def sae_with_einsum(x, W_enc, b_enc, W_dec, b_dec, lam):
+    """Correct: tokens flattened, einsum, vector_norm, the penalty as a matrix product."""
+    tokens = x.reshape(-1, x.shape[-1])
+    f = torch.einsum("nd,dk->nk", tokens - b_dec, W_enc).add(b_enc).clamp_min(0)
+    error = torch.einsum("nk,kd->nd", f, W_dec) + b_dec - tokens
+    return error.pow(2).sum() / len(tokens) + lam * (f @ torch.linalg.vector_norm(W_dec, dim=1)).mean()
+
+
+def sae_in_float64(x, W_enc, b_enc, W_dec, b_dec, lam):
+    f = torch.relu((x.double() - b_dec.double()) @ W_enc.double() + b_enc.double())
+    err = ((f @ W_dec.double() + b_dec.double() - x.double()) ** 2).sum(-1).mean()
+    return (err + lam * (f.abs() * W_dec.double().norm(dim=-1)).sum(-1).mean()).float()
+
+
+@pytest.mark.parametrize("correct", [sae_with_einsum, sae_in_float64])
+def test_sae_objective_accepts_other_correct_implementations(correct, capsys):
+    passes(grading.check_sae_objective, correct, capsys)
+
+
+def _in_place_centring(x, W_enc, b_enc, W_dec, b_dec, lam):
+    x -= b_dec
+    return ref.sae_objective(x + b_dec, W_enc, b_enc, W_dec, b_dec, lam)
 
 
 @pytest.mark.parametrize(
     ("wrong", "hint"),
     [
-        (ref._precision, "that is the precision"),
-        (ref._recall, "that is the recall"),
-        (lambda a, y: (ref._precision(a, y) + ref._recall(a, y)) / 2, "harmonic mean"),
-        (_naive_f1, "NaN"),
+        (ref._sae_variant(center=False), "subtract the decoder bias"),
+        (ref._sae_variant(relu=False), "ReLU"),
+        (ref._sae_variant(dec_norm=False), "||W_dec[k]||"),
+        (ref._sae_variant(token_mean=False), "average over tokens"),
+        (ref._sae_variant(dim_sum=False), "sums the squared error"),
+        (ref._sae_variant(dec_bias=False), "decoder bias b_dec back"),
+        (ref._sae_variant(pre_abs=True), "not the pre-activations"),
+        (lambda *a: ref.sae_objective(*a).item(), "torch.Tensor"),
+        (lambda *a: ref.sae_objective(*a).reshape(1), "shape"),
+        (lambda *a: ref.sae_objective(*a).detach(), "does not carry gradients"),
+        (lambda x, We, be, Wd, bd, lam: ref.sae_objective(x, We, be, Wd.detach(), bd, lam), "gradient with respect to W_dec"),
+        (_in_place_centring, "in place"),
     ],
 )
-def test_feature_f1_hints(wrong, hint):
-    rejects(grading.check_feature_f1, wrong, hint)
+def test_sae_objective_hints(wrong, hint):
+    rejects(grading.check_sae_objective, wrong, hint)
 
 
-def _shifted_layer(shift):
-    def wrong(m, s, sp, t, tp, layer):
-        return ref.patchscope(m, s, sp, t, tp, min(max(layer + shift, 0), len(ref.blocks(m)) - 1))
+# --- Exercise 3: ridge regression for a linear relational model --------------------------------------------
 
-    return wrong
+
+def ridge_by_lstsq(X, Y, ridge):
+    """Correct: least squares on the centred data stacked on sqrt(ridge) * I, in float32."""
+    mx, my = X.mean(0), Y.mean(0)
+    A = torch.cat([X - mx, ridge**0.5 * torch.eye(X.shape[1])])
+    B = torch.cat([Y - my, torch.zeros(X.shape[1], Y.shape[1])])
+    W = torch.linalg.lstsq(A, B, driver="gelsd").solution.T
+    return W, my - mx @ W.T
+
+
+def ridge_with_unpenalised_ones_column(X, Y, ridge):
+    """Correct: a ones column for the bias, left out of the penalty, solved with numpy."""
+    A = np.concatenate([X.double().numpy(), np.ones((len(X), 1))], 1)
+    penalty = ridge * np.eye(A.shape[1])
+    penalty[-1, -1] = 0.0
+    theta = np.linalg.solve(A.T @ A + penalty, A.T @ Y.double().numpy())
+    return torch.tensor(theta[:-1].T), torch.tensor(theta[-1])
+
+
+@pytest.mark.parametrize("correct", [ridge_by_lstsq, ridge_with_unpenalised_ones_column])
+def test_fit_linear_relation_accepts_other_correct_implementations(correct, capsys):
+    passes(grading.check_fit_linear_relation, correct, capsys)
+
+
+def _in_place_centring_X(X, Y, ridge):
+    X -= X.mean(0)
+    return ref.fit_linear_relation(X, Y, ridge)
 
 
 @pytest.mark.parametrize(
     ("wrong", "hint"),
     [
-        (lambda m, s, sp, t, tp, layer: m(t).logits[0, -1], "unpatched target"),
-        (lambda m, s, sp, t, tp, layer: ref.patchscope(m, s, -1, t, tp, layer), "source_pos"),
-        (_shifted_layer(-1), "index layer + 1"),
-        (_shifted_layer(1), "not after the next block"),
-        (lambda *a: ref.patchscope(*a).softmax(-1), "not probabilities"),
+        (ref._augmented_ridge, "don't penalise the bias"),
+        (ref._no_bias, "fit the intercept"),
+        (ref._no_ridge, "add ridge * I"),
+        (lambda X, Y, r: ref.fit_linear_relation(X, Y, r * len(X)), "not ridge * n"),
+        (lambda X, Y, r: (ref.fit_linear_relation(X, Y, r)[0].T, ref.fit_linear_relation(X, Y, r)[1]), "[d_out, d_in]"),
+        (lambda X, Y, r: ref.fit_linear_relation(X, Y, r)[0], "pair (W, b)"),
+        (lambda X, Y, r: {"W": 0, "b": 0}, "pair (W, b)"),
+        (lambda X, Y, r: (ref.fit_linear_relation(X, Y, r)[0], 0.0), "b should be a torch.Tensor"),
+        (lambda X, Y, r: (ref.fit_linear_relation(X, Y, r)[0], ref.fit_linear_relation(X, Y, r)[1] + 0.1), "(b)"),
+        (_in_place_centring_X, "in place"),
     ],
 )
-def test_patchscope_hints(wrong, hint):
+def test_fit_linear_relation_hints(wrong, hint):
+    rejects(grading.check_fit_linear_relation, wrong, hint)
+
+
+def test_transposed_W_is_named_when_square():
+    X, Y, r = ref._relation_case(20, 40, 8, 8, 5.0)
+
+    def transposed_only_when_square(X, Y, r):
+        W, b = ref.fit_linear_relation(X, Y, r)
+        return (W.T if W.shape[0] == W.shape[1] else W), b
+
+    rejects(grading.check_fit_linear_relation, transposed_only_when_square, "[d_out, d_in]")
+
+
+# --- Exercise 4: ablating neurons --------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def ablate_with_manual_hook(model, layer, neurons, values, input_ids, attention_mask, answer_ids):
+    """Correct: a hand-written pre-hook removed in `finally`, log-probabilities as logits - logsumexp in float64."""
+    index = torch.tensor(neurons)
+
+    def hook(module, args):
+        acts = args[0].index_copy(-1, index, values.to(args[0].dtype).expand(*args[0].shape[:-1], -1))
+        return (acts, *args[1:])
+
+    handle = mlp_out_proj(model, layer).register_forward_pre_hook(hook)
+    try:
+        logits = model(input_ids=input_ids, attention_mask=attention_mask,
+                       position_ids=(attention_mask.cumsum(-1) - 1).clamp_min(0)).logits[:, -1].double()
+    finally:
+        handle.remove()
+    logprobs = logits - logits.logsumexp(-1, keepdim=True)
+    return logprobs[torch.arange(len(answer_ids)), answer_ids].float()
+
+
+@torch.no_grad()
+def ablate_prompt_by_prompt(model, layer, neurons, values, input_ids, attention_mask, answer_ids):
+    """Correct: each prompt without its padding, one at a time; torch.where with a neuron mask; a positive layer."""
+    layer = layer % len(blocks(model))
+    keep = torch.ones(mlp_out_proj(model, layer).weight.shape[0 if hasattr(model, "transformer") else 1], dtype=torch.bool)
+    keep[neurons] = False
+    full = torch.zeros(len(keep))
+    full[neurons] = values
+    out = []
+    with edit_input(mlp_out_proj(model, layer), lambda acts: torch.where(keep, acts, full.to(acts.dtype))):
+        for ids, mask, answer in zip(input_ids, attention_mask, answer_ids, strict=True):
+            logits = model(ids[mask.bool()][None]).logits[0, -1]
+            out.append(torch.log_softmax(logits, dim=-1)[answer])
+    return torch.stack(out)
+
+
+@pytest.mark.parametrize("correct", [ablate_with_manual_hook, ablate_prompt_by_prompt])
+def test_ablated_logprobs_accepts_other_correct_implementations(correct, capsys):
+    passes(grading.check_ablated_logprobs, correct, capsys)
+
+
+@torch.no_grad()
+def _log_of_softmax(model, layer, neurons, values, ids, mask, answers):
+    def replace(acts):
+        acts = acts.clone()
+        acts[..., neurons] = values
+        return acts
+
+    with edit_input(mlp_out_proj(model, layer), replace):
+        logits = model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp_min(0)).logits[:, -1]
+    return torch.log(torch.softmax(logits, -1)).gather(1, answers[:, None])[:, 0]
+
+
+@torch.no_grad()
+def _hook_left_behind(model, layer, neurons, values, ids, mask, answers):
+    def hook(module, args):
+        acts = args[0].clone()
+        acts[..., neurons] = values
+        return (acts,)
+
+    mlp_out_proj(model, layer).register_forward_pre_hook(hook)  # never removed
+    return model(input_ids=ids, attention_mask=mask).logits[:, -1].log_softmax(-1).gather(1, answers[:, None])[:, 0]
+
+
+@torch.no_grad()
+def _zeroed_weights(model, layer, neurons, values, ids, mask, answers):
+    """Zero ablation by deleting the neurons' value vectors, never restored."""
+    proj = mlp_out_proj(model, layer)
+    if hasattr(model, "transformer"):
+        proj.weight[neurons] = 0
+    else:
+        proj.weight[:, neurons] = 0
+    return model(input_ids=ids, attention_mask=mask).logits[:, -1].log_softmax(-1).gather(1, answers[:, None])[:, 0]
+
+
+def _sorts_neurons(model, layer, neurons, *rest):
+    neurons.sort()
+    return ref.ablated_logprobs(model, layer, neurons, *rest)
+
+
+def _train_mode(model, *args):
+    model.train()
+    return ref.ablated_logprobs(model, *args)
+
+
+@pytest.mark.parametrize(
+    ("wrong", "hint"),
+    [
+        (ref._ablation_variant(where="none"), "without ablation"),
+        (ref._ablation_variant(zero=True), "not to zero"),
+        (ref._ablation_variant(where="last"), "every position"),
+        (ref._ablation_variant(mask=False), "pass the attention_mask"),
+        (ref._ablation_variant(positions=False), "position_ids"),
+        (ref._ablation_variant(read=0), "last position (-1)"),
+        (ref._ablation_variant(probs=True), "not probabilities"),
+        (ref._ablation_variant(shift=1), "not of the next block"),
+        (ref._ablation_variant(shift=-1), "not of the block before"),
+        (_log_of_softmax, "log_softmax"),
+        (_hook_left_behind, "left a hook"),
+        (_zeroed_weights, "changed the model's weights"),
+        (_sorts_neurons, "in place"),
+        (_train_mode, "training mode"),
+        (lambda *a: ref.ablated_logprobs(*a).tolist(), "torch.Tensor"),
+        (lambda *a: ref.ablated_logprobs(*a)[None], "shape"),
+    ],
+)
+def test_ablated_logprobs_hints(wrong, hint):
+    rejects(grading.check_ablated_logprobs, wrong, hint)
+
+
+def _hook_ids(model):
+    return {name: (set(m._forward_hooks), set(m._forward_pre_hooks)) for name, m in model.named_modules()}
+
+
+def test_a_failed_ablation_check_leaves_the_model_clean():
+    seen = []
+
+    def leaks(model, *args):
+        seen.append((model, _hook_ids(model)))
+        return _hook_left_behind(model, *args)
+
+    rejects(grading.check_ablated_logprobs, leaks, "left a hook")
+    model, before = seen[0]
+    assert _hook_ids(model) == before
+
+
+def test_graders_build_models_with_norms_that_matter():
+    """A norm applied twice must change the decoded ranks, or the double-norm hint could never fire."""
+    model = ref.gpt2(0)
+    norm = final_norm(model)
+    x = torch.randn(3, 32)
+    assert not torch.allclose(norm(norm(x)), norm(x), atol=1e-3)
+
+
+# --- The study ---------------------------------------------------------------------------------------------
+
+
+def report(**changes):
+    rng = np.random.default_rng(0)
+    base = {"question": "Do the top neurons matter more than random ones?", "fit_items": [f"p{i}" for i in range(30)],
+            "eval_items": [f"p{i}" for i in range(30, 60)], "effect": (rng.normal(-1, 0.3, 30)).tolist(),
+            "control": rng.normal(0, 0.3, 30).tolist()}  # fmt: skip
+    return lambda: {**base, **changes}
+
+
+def test_study_reports_the_difference_with_an_interval(capsys):
+    diff, low, high = grading.check_study(report())
+    out = capsys.readouterr().out
+    assert "✓ study" in out and "effect - control" in out and "[" in out
+    assert low < diff < high < 0
+
+
+@pytest.mark.parametrize(
+    ("study", "hint"),
+    [
+        (lambda: [1, 2], "should return a dict"),
+        (lambda: {"question": "q"}, "lacks"),
+        (report(question=""), "'question'"),
+        (report(eval_items=[f"p{i}" for i in range(25, 55)]), "share 5 items"),
+        (report(fit_items="p1 p2"), "list of units"),
+        (report(fit_items=[]), "is empty"),
+        (report(eval_items=[[1], [2]]), "hashable"),
+        (report(control=[0.0] * 29), "compared pair by pair"),
+        (report(effect=[0.1] * 5, control=[0.0] * 5), "too few"),
+        (report(effect=[0.5] * 30, control=[0.5] * 30), "identical"),
+        (report(effect=[float("nan")] * 30), "NaN"),
+        (report(effect="big"), "list of numbers"),
+        (report(effect=[True] * 30), "list of numbers"),
+    ],
+)
+def test_study_hints(study, hint):
+    rejects(grading.check_study, study, hint)
+
+
+def test_study_not_done_and_side_effects():
+    with pytest.raises(ExerciseNotDone):
+        grading.check_study(not_done)
+    model = ref.gpt2(0)
+    before = _hook_ids(model)
+
+    def leaves_a_hook():
+        blocks(model)[0].register_forward_hook(lambda *a: None)
+        return report()()
+
+    rejects(lambda fn: grading.check_study(fn, model), leaves_a_hook, "left a hook")
+    assert _hook_ids(model) == before
+    rejects(grading.check_study, lambda: report()()["effect"][1000], "IndexError")
+
+
+@pytest.mark.parametrize("build", [ref.gpt2, ref.llama_like])
+def test_hugging_face_normalises_only_the_last_hidden_state(build):
+    """Exercise 1 rests on this: hidden_states[-1] is the last block's output after the final norm, the others not."""
+    model = build(0)
+    ids = torch.randint(3, 64, (2, 5))
     with torch.no_grad():
-        rejects(grading.check_patchscope, wrong, hint)
+        hidden = model(ids, output_hidden_states=True).hidden_states
+        stream = residual_stream(model, ids)
+        assert torch.allclose(final_norm(model)(stream[-1]), hidden[-1], atol=1e-5)
+        assert all(torch.allclose(stream[i], hidden[i], atol=1e-5) for i in range(len(hidden) - 1))
