@@ -316,6 +316,8 @@ def test_select_tools_accepts_sensible_selectors(right, capsys):
         (_lookup_table, "same first tool"),
         (_lookup_then_descriptions, "don't memorise"),
         (lambda q, t, u, k: ref.select_tools(q, t, [], k), "the bar is 90%"),  # ignores the usage log
+        (lambda q, t, u, k: ref.select_tools(q, t, u if all(x["description"] for x in t) else [], k),
+         "only the usage log"),  # reads the log only while descriptions exist
         (lambda q, t, u, k: ref.select_tools(q, t, u, k)[::-1], "most relevant first"),
         (lambda q, t, u, k: [x["name"] for x in t[:k]], "same first tool"),
         (lambda q, t, u, k: ref.select_tools(q, t, u, 3), "k=1"),

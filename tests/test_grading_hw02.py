@@ -222,13 +222,13 @@ def test_transposed_W_is_named_when_square():
 
 
 @torch.no_grad()
-def ablate_with_manual_hook(model, layer, neurons, values, input_ids, attention_mask, answer_ids):
+def ablate_with_manual_hook(model, layer, neurons, values, input_ids, attention_mask, answer_ids, where):
     """Correct: a hand-written pre-hook removed in `finally`, log-probabilities as logits - logsumexp in float64."""
     index = torch.tensor(neurons)
 
     def hook(module, args):
-        acts = args[0].index_copy(-1, index, values.to(args[0].dtype).expand(*args[0].shape[:-1], -1))
-        return (acts, *args[1:])
+        replaced = args[0].index_copy(-1, index, values.to(args[0].dtype).expand(*args[0].shape[:-1], -1))
+        return (torch.where(where[..., None], replaced, args[0]), *args[1:])
 
     handle = mlp_out_proj(model, layer).register_forward_pre_hook(hook)
     try:
@@ -241,7 +241,7 @@ def ablate_with_manual_hook(model, layer, neurons, values, input_ids, attention_
 
 
 @torch.no_grad()
-def ablate_prompt_by_prompt(model, layer, neurons, values, input_ids, attention_mask, answer_ids):
+def ablate_prompt_by_prompt(model, layer, neurons, values, input_ids, attention_mask, answer_ids, where):
     """Correct: each prompt without its padding, one at a time; torch.where with a neuron mask; a positive layer."""
     layer = layer % len(blocks(model))
     keep = torch.ones(mlp_out_proj(model, layer).weight.shape[0 if hasattr(model, "transformer") else 1], dtype=torch.bool)
@@ -249,10 +249,11 @@ def ablate_prompt_by_prompt(model, layer, neurons, values, input_ids, attention_
     full = torch.zeros(len(keep))
     full[neurons] = values
     out = []
-    with edit_input(mlp_out_proj(model, layer), lambda acts: torch.where(keep, acts, full.to(acts.dtype))):
-        for ids, mask, answer in zip(input_ids, attention_mask, answer_ids, strict=True):
+    for ids, mask, answer, at in zip(input_ids, attention_mask, answer_ids, where, strict=True):
+        here = at[mask.bool()][None, :, None]  # [1, seq, 1] for this prompt without its padding
+        with edit_input(mlp_out_proj(model, layer), lambda acts, here=here: torch.where(keep | ~here, acts, full.to(acts.dtype))):
             logits = model(ids[mask.bool()][None]).logits[0, -1]
-            out.append(torch.log_softmax(logits, dim=-1)[answer])
+        out.append(torch.log_softmax(logits, dim=-1)[answer])
     return torch.stack(out)
 
 
@@ -262,10 +263,10 @@ def test_ablated_logprobs_accepts_other_correct_implementations(correct, capsys)
 
 
 @torch.no_grad()
-def _log_of_softmax(model, layer, neurons, values, ids, mask, answers):
+def _log_of_softmax(model, layer, neurons, values, ids, mask, answers, where):
     def replace(acts):
         acts = acts.clone()
-        acts[..., neurons] = values
+        acts[..., neurons] = torch.where(where[..., None], values, acts[..., neurons])
         return acts
 
     with edit_input(mlp_out_proj(model, layer), replace):
@@ -274,10 +275,10 @@ def _log_of_softmax(model, layer, neurons, values, ids, mask, answers):
 
 
 @torch.no_grad()
-def _hook_left_behind(model, layer, neurons, values, ids, mask, answers):
+def _hook_left_behind(model, layer, neurons, values, ids, mask, answers, where):
     def hook(module, args):
         acts = args[0].clone()
-        acts[..., neurons] = values
+        acts[..., neurons] = torch.where(where[..., None], values, acts[..., neurons])
         return (acts,)
 
     mlp_out_proj(model, layer).register_forward_pre_hook(hook)  # never removed
@@ -285,7 +286,7 @@ def _hook_left_behind(model, layer, neurons, values, ids, mask, answers):
 
 
 @torch.no_grad()
-def _zeroed_weights(model, layer, neurons, values, ids, mask, answers):
+def _zeroed_weights(model, layer, neurons, values, ids, mask, answers, where):
     """Zero ablation by deleting the neurons' value vectors, never restored."""
     proj = mlp_out_proj(model, layer)
     if hasattr(model, "transformer"):
@@ -310,7 +311,8 @@ def _train_mode(model, *args):
     [
         (ref._ablation_variant(where="none"), "without ablation"),
         (ref._ablation_variant(zero=True), "not to zero"),
-        (ref._ablation_variant(where="last"), "every position"),
+        (ref._ablation_variant(where="all"), "only where `where` is True"),
+        (ref._ablation_variant(where="last"), "not only the last"),
         (ref._ablation_variant(mask=False), "pass the attention_mask"),
         (ref._ablation_variant(positions=False), "position_ids"),
         (ref._ablation_variant(read=0), "last position (-1)"),
@@ -383,7 +385,8 @@ def test_study_reports_the_difference_with_an_interval(capsys):
         (report(fit_items=[]), "is empty"),
         (report(eval_items=[[1], [2]]), "hashable"),
         (report(control=[0.0] * 29), "compared pair by pair"),
-        (report(effect=[0.1] * 5, control=[0.0] * 5), "too few"),
+        (report(effect=[0.1] * 5, control=[0.0] * 5, eval_items=[f"p{i}" for i in range(30, 35)]), "too few"),
+        (report(effect=[-1.0, -0.5] * 30, control=[0.0] * 60), "one number per item"),
         (report(effect=[0.5] * 30, control=[0.5] * 30), "identical"),
         (report(effect=[float("nan")] * 30), "NaN"),
         (report(effect="big"), "list of numbers"),

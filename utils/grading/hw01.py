@@ -596,7 +596,7 @@ def _selections(fn: Callable, questions, tools: list[dict], usage: list, k: int)
 
 
 @graded("select_tools")
-def check_select_tools(fn, recall_bar: float = 0.9, first_bar: float = 0.75) -> float:
+def check_select_tools(fn, recall_bar: float = 0.9, first_bar: float = 0.75, log_bar: float = 0.8) -> float:
     """Behavioural check on held-out questions: k distinct offered names, the right tool among them and first."""
     from utils.tinyworld.world import load_world
 
@@ -624,6 +624,15 @@ def check_select_tools(fn, recall_bar: float = 0.9, first_bar: float = 0.75) -> 
             raise GradingError(f"select_tools with k={k} among {len(offered)} offered tools finds the right one for "
                                f"{hits:.0%} of unseen questions: use k and the tools you are given.")  # fmt: skip
     _selections(fn, subset[:2], offered[:2], usage, 3)  # k larger than the toolbox: every tool, once
+    anonymous = [{**t, "name": f"tool_{i:02d}", "description": ""} for i, t in enumerate(tools)]
+    renamed = {t["name"]: a["name"] for t, a in zip(tools, anonymous, strict=True)}
+    hidden = [(q, renamed[right]) for q, right in questions]
+    picks = _selections(fn, hidden, anonymous, [(q, renamed[name]) for q, name in usage], 3)
+    from_log = sum(right in p for p, (_, right) in zip(picks, hidden, strict=True)) / len(hidden)
+    if from_log < log_bar:
+        raise GradingError(f"select_tools: with the tools' names and descriptions hidden, only the usage log tells them "
+                           f"apart, and your 3 hold the right tool for {from_log:.0%} of unseen questions (bar "
+                           f"{log_bar:.0%}): score each tool by the past questions it answered too.")  # fmt: skip
     print(f"✓ select_tools: on {len(questions)} questions you have not seen, the right tool is among your 3 for "
           f"{recall:.0%} of them and first for {first:.0%}.")  # fmt: skip
     return recall
@@ -648,7 +657,8 @@ def check_agent_study(fn, min_items: int = 30) -> dict:
                            f"control {control!r}; got {describe(conditions)}.")  # fmt: skip
     outcomes = {}
     for name, values in conditions.items():
-        values = expect_list(values, "run_study", what=f"a list of 0/1 outcomes for {name!r}")
+        values = expect_list(values.tolist() if hasattr(values, "tolist") else values, "run_study",
+                             what=f"a list of 0/1 outcomes for {name!r}")  # numpy, pandas and torch welcome
         if not all(isinstance(v, bool | int) and v in (0, 1) for v in values):
             raise GradingError(f"run_study: the outcomes of {name!r} should be True/False (or 1/0), one per item.")
         outcomes[name] = [bool(v) for v in values]

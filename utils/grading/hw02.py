@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import math
+import numbers
 from collections.abc import Callable, Sequence
 
 import torch
@@ -312,10 +313,10 @@ def check_fit_linear_relation(fn) -> None:
 
 @torch.no_grad()
 def ablated_logprobs(model, layer: int, neurons: list[int], values: torch.Tensor, input_ids: torch.Tensor,
-                     attention_mask: torch.Tensor, answer_ids: torch.Tensor) -> torch.Tensor:  # fmt: skip
+                     attention_mask: torch.Tensor, answer_ids: torch.Tensor, where: torch.Tensor) -> torch.Tensor:  # fmt: skip
     def replace(acts):
         acts = acts.clone()
-        acts[..., neurons] = values.to(acts.dtype)
+        acts[..., neurons] = torch.where(where[..., None], values.to(acts.dtype), acts[..., neurons])
         return acts
 
     positions = (attention_mask.cumsum(-1) - 1).clamp_min(0)  # left padding must not shift absolute positions
@@ -324,13 +325,15 @@ def ablated_logprobs(model, layer: int, neurons: list[int], values: torch.Tensor
     return logits.log_softmax(-1).gather(-1, answer_ids[:, None])[:, 0]
 
 
-def _ablation_variant(where="all", zero=False, mask=True, positions=True, read=-1, probs=False, shift=0):
+def _ablation_variant(where="mask", zero=False, mask=True, positions=True, read=-1, probs=False, shift=0):
     @torch.no_grad()
-    def wrong(model, layer, neurons, values, ids, attn, answers):
+    def wrong(model, layer, neurons, values, ids, attn, answers, at):
         def replace(acts):
             acts = acts.clone()
             new = (torch.zeros_like(values) if zero else values).to(acts.dtype)
-            if where == "all":
+            if where == "mask":
+                acts[..., neurons] = torch.where(at[..., None], new, acts[..., neurons])
+            elif where == "all":
                 acts[..., neurons] = new
             else:
                 acts[:, -1, neurons] = new
@@ -355,16 +358,20 @@ def _d_mlp(model) -> int:
     return getattr(model.config, "n_inner", None) or model.config.intermediate_size
 
 
-def _ablation_case(model, seed: int, layer: int, n_neurons: int, lengths: Sequence[int], least_likely: bool = False):
+def _ablation_case(model, seed: int, layer: int, n_neurons: int, lengths: Sequence[int], at: str = "random",
+                   least_likely: bool = False):  # fmt: skip
     g = torch.Generator().manual_seed(seed)
     neurons = torch.randperm(_d_mlp(model), generator=g)[:n_neurons].tolist()
     ids, mask = left_padded(seed, lengths, model.config.vocab_size)
+    where = {"last two": torch.zeros_like(mask, dtype=torch.bool).index_fill(1, torch.tensor([-2 % mask.shape[1], mask.shape[1] - 1]), True),
+             "all": mask.bool(),
+             "random": (torch.rand(mask.shape, generator=g) < 0.5) & mask.bool()}[at]  # fmt: skip
     if least_likely:  # the token the model likes least: log(softmax) underflows to -inf there
         with torch.no_grad():
             answers = model(input_ids=ids, attention_mask=mask).logits[:, -1].argmin(-1)
     else:
         answers = torch.randint(3, model.config.vocab_size, (len(lengths),), generator=g)
-    return model, layer, neurons, _randn(seed, n_neurons, scale=4.0) + 4.0, ids, mask, answers
+    return model, layer, neurons, _randn(seed, n_neurons, scale=4.0) + 4.0, ids, mask, answers, where
 
 
 @graded("ablated_logprobs")
@@ -372,17 +379,21 @@ def check_ablated_logprobs(fn) -> None:
     gpt, qwen = gpt2(3, n_layer=3), llama_like(4, n_layer=2)
     loud = gpt2(5, n_layer=2, logit_scale=3000.0)
     cases = [
-        _ablation_case(gpt, 0, 1, 6, [5, 3, 7, 4]),
-        _ablation_case(gpt, 1, -1, 12, [6, 6, 2]),  # the last block, counted from the end
-        _ablation_case(qwen, 2, 0, 8, [4, 7, 5]),  # a gated MLP: the neurons are the down projection's input
-        _ablation_case(loud, 3, 0, 10, [5, 6], least_likely=True),  # huge logits
+        _ablation_case(gpt, 0, 1, 6, [5, 3, 7, 4], at="last two"),
+        _ablation_case(gpt, 1, -1, 12, [6, 6, 2], at="random"),  # the last block, counted from the end
+        _ablation_case(gpt, 5, 0, 9, [7, 4, 6], at="all"),
+        _ablation_case(qwen, 2, 0, 8, [4, 7, 5], at="random"),  # a gated MLP: the neurons are the down projection's input
+        _ablation_case(loud, 3, 0, 10, [5, 6], at="all", least_likely=True),  # huge logits
     ]
     hints = [
         (same_as(_ablation_variant(where="none")), "the output equals the model's without ablation: did your hook "
          "reach the input of the MLP's down projection (utils.interp.mlp_out_proj), and did it return the edited "
          "activations?"),
         (same_as(_ablation_variant(zero=True)), "set the neurons to `values` (e.g. their mean), not to zero."),
-        (same_as(_ablation_variant(where="last")), "replace the activations at every position, not only the last."),
+        (same_as(_ablation_variant(where="all")), "replace the activations only where `where` is True, not at "
+         "every position."),
+        (same_as(_ablation_variant(where="last")), "replace the activations at every position where `where` is "
+         "True, not only the last."),
         (same_as(_ablation_variant(mask=False)), "pass the attention_mask: the prompts are left-padded, and without "
          "it they attend to the padding."),
         (same_as(_ablation_variant(positions=False)), "pass position_ids = attention_mask.cumsum(-1) - 1 (clamped at 0):"
@@ -413,8 +424,8 @@ MIN_MEASUREMENTS = 10
 
 def _numbers(report: dict, key: str) -> list[float]:
     value = report[key]
-    value = value.tolist() if isinstance(value, torch.Tensor) else value
-    if not isinstance(value, list | tuple) or not all(isinstance(v, int | float) and not isinstance(v, bool)
+    value = value.tolist() if hasattr(value, "tolist") else value  # torch, numpy and pandas welcome
+    if not isinstance(value, list | tuple) or not all(isinstance(v, numbers.Real) and not isinstance(v, bool)
                                                        for v in value):  # fmt: skip
         raise GradingError(f"study: '{key}' should be a list of numbers, one per measurement, got {describe(value)}.")
     if not all(math.isfinite(v) for v in value):
@@ -456,6 +467,10 @@ def check_study(study: Callable[[], dict], model: torch.nn.Module | None = None)
     if len(effect) != len(control):
         raise GradingError(f"study: 'effect' has {len(effect)} values and 'control' {len(control)}; measure both on "
                            "the same evaluation items, so that they can be compared pair by pair.")  # fmt: skip
+    if len(effect) != len(units["eval_items"]):
+        raise GradingError(f"study: {len(effect)} measurements for {len(units['eval_items'])} evaluation items; give one "
+                           "number per item (average an item's prompts), so that the interval counts items, not "
+                           "correlated prompts.")  # fmt: skip
     if len(effect) < MIN_MEASUREMENTS:
         raise GradingError(f"study: {len(effect)} measurements are too few for an interval; use at least "
                            f"{MIN_MEASUREMENTS}.")  # fmt: skip
