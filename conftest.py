@@ -1,12 +1,15 @@
 """Repository-wide pytest hooks: torch threads for the cores present, and a wall time per executed notebook."""
 
+import os
 import time
 from collections import defaultdict
 from pathlib import Path
 
+from utils.notebooks import HEADLESS
 from utils.runtime import set_threads
 
 set_threads()
+os.environ[HEADLESS] = "1"  # nbval's kernels inherit it: sliders run once instead of waiting for a hand
 _notebook_seconds: dict[str, float] = defaultdict(float)
 _started = time.perf_counter()
 

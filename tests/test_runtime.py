@@ -31,3 +31,15 @@ def test_session_loads_a_role(capsys):
     model, tokenizer = runtime.start(quiet=True).load("interp")
     assert capsys.readouterr().out == ""
     assert model.config.vocab_size == len(tokenizer)
+
+
+def test_interact_runs_once_at_the_starting_values_when_headless(monkeypatch):
+    import ipywidgets
+
+    from utils.notebooks import HEADLESS
+    from utils.runtime import interact
+
+    monkeypatch.setenv(HEADLESS, "1")
+    calls = []
+    assert interact(lambda a, b: calls.append((a, b)), a=ipywidgets.IntSlider(value=3), b=ipywidgets.FloatSlider(value=0.5)) is None
+    assert calls == [(3, 0.5)]

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -15,6 +16,8 @@ from pathlib import Path
 import nbformat
 
 from utils.paths import BUILD, HOMEWORK, LECTURES, ROOT, SOLUTIONS
+
+HEADLESS = "WORKBOOK_HEADLESS"  # set where notebooks run with nobody to move a slider (tests, `make lectures`)
 
 REPO_URL = "https://github.com/genai-workbook/genai-workbook"  # where Colab clones the workbook from
 
@@ -80,6 +83,7 @@ def execute(path: Path, timeout: int = 900, allow_errors: bool = False):
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
+    os.environ[HEADLESS] = "1"  # the kernel inherits it: sliders run once instead of waiting for a hand
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=allow_errors,
                             resources={"metadata": {"path": str(path.parent)}})  # fmt: skip

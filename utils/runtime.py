@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from utils.notebooks import HEADLESS
 from utils.profiles import Profile, get_profile
 
 
@@ -67,6 +68,17 @@ class Session:
 
         kind = "encoder" if role == "embedding" else "causal-lm"
         return load_model(self.profile.models[role], device=self.device, kind=kind)
+
+
+def interact(fn, **sliders):
+    """ipywidgets.interact(fn, **sliders) in a live notebook. Headless, fn runs once at the sliders' starting values
+    instead: nobody can move a slider there, and an output widget's capture can stall a headless notebook client."""
+    if os.environ.get(HEADLESS):
+        fn(**{name: slider.value for name, slider in sliders.items()})
+        return None
+    import ipywidgets
+
+    return ipywidgets.interact(fn, **sliders)
 
 
 def start(profile: str | None = None, seed: int = 0, quiet: bool = False) -> Session:
