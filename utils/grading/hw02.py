@@ -27,7 +27,7 @@ from utils.grading.core import (
     matches,
     same_as,
 )
-from utils.hooks import blocks, final_norm
+from utils.hooks import blocks, final_norm, position_ids
 from utils.interp import edit_input, mlp_out_proj
 
 
@@ -319,9 +319,9 @@ def ablated_logprobs(model, layer: int, neurons: list[int], values: torch.Tensor
         acts[..., neurons] = torch.where(where[..., None], values.to(acts.dtype), acts[..., neurons])
         return acts
 
-    positions = (attention_mask.cumsum(-1) - 1).clamp_min(0)  # left padding must not shift absolute positions
     with edit_input(mlp_out_proj(model, layer), replace):
-        logits = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions).logits[:, -1]
+        logits = model(input_ids=input_ids, attention_mask=attention_mask,
+                       position_ids=position_ids(attention_mask)).logits[:, -1]  # fmt: skip
     return logits.log_softmax(-1).gather(-1, answer_ids[:, None])[:, 0]
 
 
@@ -343,7 +343,7 @@ def _ablation_variant(where="mask", zero=False, mask=True, positions=True, read=
         if not -len(blocks(model)) <= target < len(blocks(model)):
             return None
         inputs = {"input_ids": ids, "attention_mask": attn if mask else None,
-                  "position_ids": (attn.cumsum(-1) - 1).clamp_min(0) if positions else None}  # fmt: skip
+                  "position_ids": position_ids(attn) if positions else None}  # fmt: skip
         if where == "none":
             logits = model(**inputs).logits[:, read]
         else:
