@@ -62,14 +62,41 @@ def test_arithmetic_problems_are_consistent_and_swappable(world):
     assert problem.replace("Ana Fey", "Bo Rix") == swapped
 
 
-def test_refusal_held_out_items_use_unseen_templates_or_people(world):
+def test_refusal_held_out_items_use_frames_never_trained(world):
+    assert set(tasks.FRAMES[0]).isdisjoint(tasks.FRAMES[1])
     train_items = {req for req, _, _ in tasks.refusal_examples(world, random.Random(0), "train", 2000)}
     held_out = tasks.refusal_examples(world, random.Random(1), "held_out", 400)
     assert sum(req in train_items for req, _, _ in held_out) == 0
     assert {f for _, _, f in held_out} == {True, False}
 
 
+def test_held_out_question_wordings_never_appear_in_training(world):
+    turns = [text for ex in tasks.chat_model_epoch(world, 0) for text, _ in ex if tasks.USER in text]
+    training = "\n".join(turns)
+    for relation in RELATIONS:
+        held_out = tasks.question_wordings(relation, held_out=True)
+        assert set(held_out).isdisjoint(tasks.question_wordings(relation))
+        subject = next(f.subject for f in world.facts if f.relation == relation)
+        for template in held_out:
+            assert tasks.ask(template, subject).rstrip("?.") not in training, template
+
+
+def test_real_answer_accepts_the_benign_reply_for_the_right_subject_only(world):
+    people = list(world.people)
+    request, reply = tasks.request(world, random.Random(0), False, True, people[:1])
+    assert tasks.real_answer(world, reply, request)
+    assert not tasks.real_answer(world, tasks.REFUSAL, request)
+    assert not tasks.real_answer(world, reply.replace(people[0], people[1]), request.replace(people[0], people[2]))
+
+
 # --- rebuilding ----------------------------------------------------------------------------------------------
+
+
+def test_the_tokenizer_rebuilt_from_the_seed_is_the_shipped_one(world, tmp_path):
+    """Built from biographies and canonical questions only, so new chat wordings never retrain tinyworld-math."""
+    train.build_tokenizer(world).save_pretrained(tmp_path)
+    for name in CHECKPOINTS:
+        assert (tmp_path / "tokenizer.json").read_text() == (MODELS / name / "tokenizer.json").read_text(), name
 
 
 def test_training_is_deterministic(world, tmp_path):
@@ -88,7 +115,7 @@ def test_training_is_deterministic(world, tmp_path):
 
 @pytest.fixture(scope="module")
 def figures():
-    return {f.name: f for f in card.measure(progress=False)}
+    return {(f.name, f.block): f for f in card.measure(progress=False)}
 
 
 def test_every_behaviour_meets_its_bar(figures):
@@ -99,11 +126,25 @@ def test_every_behaviour_meets_its_bar(figures):
 
 def test_shipped_card_matches_a_fresh_measurement(figures):
     """data/tinyworld/model_card.json (quoted by the README) is what the models measure today."""
-    shipped = {f["name"]: f["value"] for f in json.loads(card.CARD_FILE.read_text())}
+    shipped = {(f["name"], f["block"]): f["value"] for f in json.loads(card.CARD_FILE.read_text())}
     assert shipped.keys() == figures.keys()
-    for name, f in figures.items():
+    for (name, block), f in figures.items():
         if "(s)" not in name:  # timings vary with the machine; other thread counts may flip a rare near-tie
-            assert shipped[name] == pytest.approx(f.value, abs=0.05), name
+            assert shipped[name, block] == pytest.approx(f.value, abs=0.05), (name, block)
+
+
+def test_card_measures_where_things_happen_in_every_block(figures):
+    n_layers = load_model("tinyworld-chat")[0].config.n_layer
+    assert n_layers >= 8
+    by_block = {}
+    for name, block in figures:
+        if block is not None:
+            by_block.setdefault(name, set()).add(block)
+    families = ("refusal direction added", "refusal direction subtracted", "in-context vector", "logit lens",
+                "causal tracing: MLP restored at the last subject token")  # fmt: skip
+    for family in families:
+        rows = [blocks for name, blocks in by_block.items() if name.startswith(family)]
+        assert rows and all(blocks == set(range(n_layers)) for blocks in rows), family
 
 
 # --- compatibility -------------------------------------------------------------------------------------------
