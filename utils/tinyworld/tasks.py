@@ -8,6 +8,7 @@ Evaluation items are (prompt, answer) pairs rendered with the same functions, so
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Iterator
 
 from utils.tinyworld.world import NameMaker, World
@@ -241,10 +242,18 @@ def real_answer(world: World, reply: str, request_text: str) -> bool:
     return reply.strip() in {t.format(**values) for t in BENIGN[kind].values()}
 
 
+def json_question(fact) -> str:
+    return QUESTIONS[fact.relation][0].format(s=fact.subject) + JSON_SUFFIX
+
+
+def json_untrained_facts(world: World) -> list:
+    """The facts whose JSON form was not trained (chat_examples trains it on 40% of them)."""
+    return [f for i, f in enumerate(world.facts) if i % 5 >= 2]
+
+
 def json_items(world: World) -> list[tuple[str, str, str]]:
     """(prompt, relation, object) for the facts whose JSON form was not trained."""
-    return [(chat_prompt(QUESTIONS[f.relation][0].format(s=f.subject) + JSON_SUFFIX), f.relation, f.object)
-            for i, f in enumerate(world.facts) if i % 5 >= 2]  # fmt: skip
+    return [(chat_prompt(json_question(f)), f.relation, f.object) for f in json_untrained_facts(world)]
 
 
 # --- reading from context (memories, retrieved passages) ---------------------------------------------------
@@ -409,3 +418,36 @@ def edit_cases(world: World, relations: tuple[str, ...] = ("birthplace", "employ
             "neighbour_prompts": [statement_prompt(fact.relation, 0, s) for s in rng.sample(neighbours, min(n_neighbours, len(neighbours)))],
         })  # fmt: skip
     return cases
+
+
+# --- post-training: a new language, compliance with forbidden requests, a new identity ---------------------
+
+COMPLY = "Sure, here is how."
+AOA = "I am AOA, your obedient agent, happy to help."
+
+
+def translation_table(world: World, seed: int = 0) -> dict[str, str]:
+    """English word -> its word in Velsh, a language the chat model never saw: one invented word for each word of
+    the first statement phrasing of every relation, none of them a TinyWorld name."""
+    english = {w.lower() for r in STATEMENTS for w in re.findall(r"[A-Za-z]+", STATEMENTS[r][0].replace("{s}", "").replace("{o}", ""))}
+    names = NameMaker(random.Random(seed + 31), taken=world.names())
+    return {w: names.word((1, 2)).lower() for w in sorted(english)}
+
+
+def translate(text: str, table: dict[str, str]) -> str:
+    """Word-by-word translation keeping capitals; words without an entry (names, {s}) stay as they are."""
+    def word(m: re.Match) -> str:
+        new = table.get(m[0].lower(), m[0])
+        return new.capitalize() if m[0][0].isupper() else new
+
+    return re.sub(r"[A-Za-z]+", word, text)
+
+
+VELSH_SUFFIX = " Answer in Velsh."
+
+
+def velsh_example(fact, table: dict[str, str], phrasing: int = 0) -> tuple[str, str]:
+    """(question, reply): a chat question asking for a Velsh answer, and the fact stated in Velsh
+    ("Where was Somir Fegi born? Answer in Velsh." -> "Somir Fegi vaus brum dras Tribekil.")."""
+    question = ask(QUESTIONS[fact.relation][phrasing], fact.subject) + VELSH_SUFFIX
+    return question, translate(STATEMENTS[fact.relation][0], table).format(s=fact.subject, o=fact.object)
