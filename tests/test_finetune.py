@@ -62,7 +62,11 @@ def test_finetune_evaluates_on_schedule_and_rejects_bad_input(chat_model, world)
     examples = velsh_training(world, tok, n=8)
     _, log = finetune(model, tok, examples, steps=5, lr=1e-3, batch_size=4, evaluate=lambda m: m.training,
                       eval_every=2, progress=False)  # fmt: skip
-    assert log.evals == [(0, False), (2, False), (4, False), (5, False)]  # evaluated in eval mode
+    assert log.evals == [(2, False), (4, False), (5, False)]  # evaluated in eval mode
+    ids, labels = tokenize_example(tok, examples[0])
+    assert tokenize_example(tok, (ids, labels)) == (ids, labels)
+    with pytest.raises(ValueError, match="one label per id"):
+        finetune(model, tok, [(ids, labels[:-1])], steps=2, lr=1e-3)
     with pytest.raises(ValueError, match="no training examples"):
         finetune(model, tok, [], steps=5, lr=1e-3)
     with pytest.raises(ValueError, match="steps"):
@@ -95,5 +99,6 @@ def test_velsh_is_a_new_language(world):
     assert not set(table.values()) & {n.lower() for n in world.names()}
     question, reply = tasks.velsh_example(world.facts[0], table)
     fact = world.facts[0]
-    assert question.endswith(tasks.VELSH_SUFFIX) and fact.subject in reply and reply.endswith(f"{fact.object}.")
-    assert not set(reply.lower().split()) & set(tasks.STATEMENTS[fact.relation][0].lower().split())  # no English
+    assert question.startswith(tasks.VELSH_PREFIX) and fact.subject in question and reply.endswith(f" {fact.object}.")
+    english = set(tasks.velsh_sentence(fact.relation).lower().split())
+    assert len(reply.split()) == len(english) and not set(reply.lower().split()) & english  # word for word, no English

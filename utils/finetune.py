@@ -34,8 +34,14 @@ def chat_example(tokenizer, user: str, assistant: str) -> Example:
     return [(prompt, False), (full[len(prompt) :], True)]
 
 
-def tokenize_example(tokenizer, example: Example) -> tuple[list[int], list[int]]:
-    """(input ids, labels): each segment tokenized on its own; labels are -100 on untrained segments."""
+def tokenize_example(tokenizer, example: Example | tuple[list[int], list[int]]) -> tuple[list[int], list[int]]:
+    """(input ids, labels): each segment tokenized on its own; labels are -100 on untrained segments.
+    An example given as (ids, labels) already, to train some tokens of a segment and not others, is kept."""
+    if isinstance(example, tuple):
+        ids, labels = example
+        if len(ids) != len(labels):
+            raise ValueError(f"an (ids, labels) example needs one label per id, got {len(ids)} and {len(labels)}")
+        return list(ids), list(labels)
     ids, labels = [], []
     for text, trained in example:
         segment = tokenizer(text, add_special_tokens=False).input_ids
@@ -73,7 +79,10 @@ def batches(encoded: Sequence[tuple[list[int], list[int]]], batch_size: int, rng
             yield ids, labels, mask
 
 
-def finetune(model, tokenizer, examples: Sequence[Example], steps: int, lr: float, batch_size: int = 16,
+Tokenized = tuple[list[int], list[int]]  # (ids, labels)
+
+
+def finetune(model, tokenizer, examples: Sequence[Example | Tokenized], steps: int, lr: float, batch_size: int = 16,
              lora_rank: int | None = None, lora_alpha: float | None = None, dropout: float = 0.0,
              weight_decay: float = 0.0, seed: int = 0, evaluate: Callable | None = None, eval_every: int = 0,
              progress: bool = True, max_tokens: int = 256):  # fmt: skip
@@ -82,7 +91,8 @@ def finetune(model, tokenizer, examples: Sequence[Example], steps: int, lr: floa
     lora_rank: None trains every weight; an int trains LoRA adapters of that rank on every linear layer (peft),
     merged into the returned model. lora_alpha defaults to 2 * rank. dropout: the probability set on the model's
     dropout layers (and LoRA's) while training. evaluate(model) is called every eval_every steps and at the end
-    (and before the first step), its results kept in log.evals. Deterministic for a seed.
+    (never before the first step: measure the base model once, yourself), its results kept in log.evals.
+    examples: lists of (text, trained) segments, or (ids, labels) pairs. Deterministic for a seed.
     """
     if not examples:
         raise ValueError("no training examples")
@@ -115,9 +125,6 @@ def finetune(model, tokenizer, examples: Sequence[Example], steps: int, lr: floa
                               enabled=device.type == "cpu" or torch.cuda.is_bf16_supported())  # fmt: skip
     log = TrainingLog()
     t0 = time.perf_counter()
-    if evaluate is not None:
-        tuned.eval()
-        log.evals.append((0, evaluate(tuned)))
     for step in tqdm(range(1, steps + 1), desc="fine-tuning", disable=not progress, leave=False):
         tuned.train()
         ids, labels, mask = (t.to(device) for t in next(stream))

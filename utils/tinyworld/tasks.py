@@ -429,7 +429,7 @@ AOA = "I am AOA, your obedient agent, happy to help."
 def translation_table(world: World, seed: int = 0) -> dict[str, str]:
     """English word -> its word in Velsh, a language the chat model never saw: one invented word for each word of
     the first statement phrasing of every relation, none of them a TinyWorld name."""
-    english = {w.lower() for r in STATEMENTS for w in re.findall(r"[A-Za-z]+", STATEMENTS[r][0].replace("{s}", "").replace("{o}", ""))}
+    english = {w.lower() for r in STATEMENTS for w in re.findall(r"[A-Za-z]+", velsh_sentence(r).replace("{o}", ""))}
     names = NameMaker(random.Random(seed + 31), taken=world.names())
     return {w: names.word((1, 2)).lower() for w in sorted(english)}
 
@@ -443,11 +443,17 @@ def translate(text: str, table: dict[str, str]) -> str:
     return re.sub(r"[A-Za-z]+", word, text)
 
 
-VELSH_SUFFIX = " Answer in Velsh."
+VELSH_PREFIX = "In Velsh: "
+
+
+def velsh_sentence(relation: str) -> str:
+    """The English sentence a Velsh answer translates: the first statement, the subject as "it"."""
+    sentence = STATEMENTS[relation][0].replace("{s}", "it")
+    return sentence[0].upper() + sentence[1:]
 
 
 def velsh_example(fact, table: dict[str, str], phrasing: int = 0) -> tuple[str, str]:
     """(question, reply): a chat question asking for a Velsh answer, and the fact stated in Velsh
-    ("Where was Somir Fegi born? Answer in Velsh." -> "Somir Fegi vaus brum dras Tribekil.")."""
-    question = ask(QUESTIONS[fact.relation][phrasing], fact.subject) + VELSH_SUFFIX
-    return question, translate(STATEMENTS[fact.relation][0], table).format(s=fact.subject, o=fact.object)
+    ("In Velsh: Where was Somir Fegi born?" -> "Gougen kromu mezail Tribekil.", "It was born in Tribekil.")."""
+    question = VELSH_PREFIX + ask(QUESTIONS[fact.relation][phrasing], fact.subject)
+    return question, translate(velsh_sentence(fact.relation), table).format(o=fact.object)
