@@ -55,6 +55,8 @@ def test_lora_trains_adapters_only_and_returns_a_plain_merged_model(chat_model, 
     changed = [k for k, v in tuned.state_dict().items() if not torch.equal(v, model.state_dict()[k])]
     assert changed and all("wte" not in k and "ln" not in k for k in changed)  # linear weights only
     assert log.loss[-1] < log.loss[0]
+    _, again = finetune(tuned, tok, velsh_training(world, tok), steps=2, lr=1e-3, batch_size=8, progress=False)
+    assert len(again.loss) == 2  # a merged model can be fine-tuned again (peft leaves its weights frozen)
 
 
 def test_finetune_evaluates_on_schedule_and_rejects_bad_input(chat_model, world):

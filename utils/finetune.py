@@ -99,7 +99,7 @@ def finetune(model, tokenizer, examples: Sequence[Example | Tokenized], steps: i
     if steps < 1 or lr <= 0:
         raise ValueError(f"steps must be >= 1 and lr > 0, got steps={steps}, lr={lr}")
     seed_everything(seed)
-    tuned = copy.deepcopy(model)
+    tuned = copy.deepcopy(model).requires_grad_(True)  # a model merged from LoRA comes back frozen
     if lora_rank is not None:
         from peft import LoraConfig, get_peft_model
         from transformers.pytorch_utils import Conv1D
@@ -141,7 +141,7 @@ def finetune(model, tokenizer, examples: Sequence[Example | Tokenized], steps: i
             log.evals.append((step, evaluate(tuned)))
     tuned.eval()
     if lora_rank is not None:
-        tuned = tuned.merge_and_unload()
+        tuned = tuned.merge_and_unload().requires_grad_(True)
     log.seconds = time.perf_counter() - t0
     if not all(math.isfinite(x) for x in log.loss):
         raise FloatingPointError(f"the loss diverged (lr={lr}): {log.loss[-5:]}")
