@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import json
 import random
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from utils.generation import complete
 from utils.tinyworld import tasks
+from utils.tinyworld.card import CALL_PATTERN
 from utils.tinyworld.world import World
 
 EVAL_SEED = 20_000  # items no training or model-card seed draws
-CALL = re.compile(r"^<\|call\|>calculator\((\d+) ([+*]) (\d+)\)")
 
 
 @dataclass(frozen=True)
@@ -71,7 +70,7 @@ def tinyworld_battery(world: World, tokenizer, n: int = 40, seed: int = EVAL_SEE
         Ability("learns in context (5 shots)", [tasks.icl_prompt(d, q) for q, _, d in icl],
                 lambda i, out: out.strip().startswith(icl[i][1]), 8),
         Ability("calls the calculator", [ask(q) for q, _, _ in calc],
-                lambda i, out: (m := CALL.match(out.strip())) is not None and f"{m[1]} {m[2]} {m[3]}" == calc[i][1], 20),
+                lambda i, out: (m := CALL_PATTERN.match(out.strip())) is not None and f"{m[1]} {m[2]} {m[3]}" == calc[i][1], 20),
     ]  # fmt: skip
 
 
