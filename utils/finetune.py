@@ -13,6 +13,7 @@ import copy
 import math
 import random
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -107,7 +108,9 @@ def finetune(model, tokenizer, examples: Sequence[Example | Tokenized], steps: i
         conv1d = any(isinstance(m, Conv1D) for m in tuned.modules())  # GPT-2 stores its linear layers transposed
         config = LoraConfig(r=lora_rank, lora_alpha=lora_alpha or 2 * lora_rank, lora_dropout=dropout,
                             target_modules="all-linear", fan_in_fan_out=conv1d)  # fmt: skip
-        tuned = get_peft_model(tuned, config)
+        with warnings.catch_warnings():  # peft asks transformers a deprecated question; nothing to act on
+            warnings.filterwarnings("ignore", "`is_gradient_checkpointing` is deprecated", FutureWarning)
+            tuned = get_peft_model(tuned, config)
     for module in tuned.modules():
         if isinstance(module, torch.nn.Dropout):
             module.p = dropout
