@@ -16,6 +16,12 @@ from utils.grading.hw02 import (
     check_sae_objective,
     check_study,
 )
+from utils.grading.hw03 import (
+    check_drop_hardest,
+    check_mix_replay,
+    check_reply_logprobs,
+    check_self_output_targets,
+)
 
 __all__ = [
     "ExerciseNotDone",
@@ -23,11 +29,15 @@ __all__ = [
     "check_ablated_logprobs",
     "check_agent_study",
     "check_answer_ranks",
+    "check_drop_hardest",
     "check_execute_plan",
     "check_fit_linear_relation",
+    "check_mix_replay",
+    "check_reply_logprobs",
     "check_run_agent",
     "check_sae_objective",
     "check_select_tools",
+    "check_self_output_targets",
     "check_sequence_logprob",
     "check_softmax_with_temperature",
     "check_study",
