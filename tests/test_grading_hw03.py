@@ -68,6 +68,7 @@ def test_drop_hardest_accepts_the_reference_and_numpy():
     ({"easiest": True}, "LOWEST"),
     ({"per_row": True}, "not row by row"),
     ({"count_all": True}, "trained tokens only"),
+    ({"unmasked": True}, "only trained positions"),
 ])  # fmt: skip
 def test_drop_hardest_rejects_plausible_mistakes(variant, hint):
     rejects(hw03.check_drop_hardest, hw03._drop_variant(**variant), hint)
@@ -85,13 +86,17 @@ def test_drop_hardest_rejects_editing_the_labels_in_place():
 # --- mix_replay -------------------------------------------------------------------------------------------------
 
 
-def mix(new, old, share, seed, *, of_new=False, replace=False, shuffle=True, global_rng=False, check=True):
+def mix(new, old, share, seed, *, of_new=False, replace=False, shuffle=True, global_rng=False, check=True,
+        truncate=False, old_first=False, hashed=False):
     k = round(share * len(new)) if of_new else round(share * len(new) / (1 - share))
+    k = int(share * len(new) / (1 - share)) if truncate else k
     if check and k > len(old):
         raise ValueError(f"{k} old examples needed, {len(old)} given")
     rng = random if global_rng else random.Random(seed)
     old_part = [rng.choice(old) for _ in range(k)] if replace else rng.sample(old, min(k, len(old)))
-    out = list(new) + old_part
+    if hashed:
+        assert len(set(old_part)) == len(old_part)  # examples as set members: fails on lists
+    out = old_part + list(new) if old_first else list(new) + old_part
     if shuffle:
         rng.shuffle(out)
     return out
@@ -115,9 +120,12 @@ def test_mix_replay_accepts_two_correct_versions():
 @pytest.mark.parametrize(("options", "hint"), [
     ({"of_new": True}, "share is of the\\s+whole mix"),
     ({"replace": True}, "without replacement"),
-    ({"shuffle": False}, "shuffle the mix"),
+    ({"shuffle": False}, "one block at the start or the end"),
     ({"global_rng": True}, "same seed gave two different mixes"),
     ({"check": False}, "raise ValueError"),
+    ({"truncate": True}, "should hold"),
+    ({"shuffle": False, "old_first": True}, "one block at the start"),
+    ({"hashed": True}, "unhashable"),
 ])  # fmt: skip
 def test_mix_replay_rejects_plausible_mistakes(options, hint):
     rejects(hw03.check_mix_replay, lambda *args: mix(*args, **options), hint)
@@ -144,11 +152,18 @@ def test_self_output_targets_accepts_the_reference_and_a_loop():
 
 @pytest.mark.parametrize(("wrong", "hint"), [
     (lambda c, a, g, ok: [cs[0] for cs in c], "kept the greedy reply"),
-    (lambda c, a, g, ok: [cs[0] if ok(cs[0], x) else y for cs, x, y in zip(c, a, g, strict=True)], "gold answer is only the"),
+    (lambda c, a, g, ok: [cs[0] if ok(cs[0], x) else y for cs, x, y in zip(c, a, g, strict=True)],
+     "gold answer is only the"),
     (lambda c, a, g, ok: [next((r for r in reversed(cs) if ok(r, x)), y) for cs, x, y in zip(c, a, g, strict=True)],
      "first one"),
-    (lambda c, a, g, ok: [next((r for r in cs if r == x), y) for cs, x, y in zip(c, a, g, strict=True)],
-     "is_right says so"),
+    (lambda c, a, g, ok: [next((r for r in cs[1:] + cs[:1] if ok(r, x)), y) for cs, x, y in zip(c, a, g, strict=True)],
+     "first one"),  # samples first, the greedy reply as a fallback
+    (lambda c, a, g, ok: [max([r for r in cs if ok(r, x)] or [y], key=len) for cs, x, y in zip(c, a, g, strict=True)],
+     "first one"),  # the longest right reply
+    (lambda c, a, g, ok: [next((r for r in cs if r.strip().rstrip(".").endswith(x)), y)
+                          for cs, x, y in zip(c, a, g, strict=True)], "is_right"),  # its own test, not is_right
+    (lambda c, a, g, ok: [next((r for r in cs if x in r), y) for cs, x, y in zip(c, a, g, strict=True)],
+     "is_right"),  # a substring test
 ])  # fmt: skip
 def test_self_output_targets_rejects_plausible_mistakes(wrong, hint):
     rejects(hw03.check_self_output_targets, wrong, hint)

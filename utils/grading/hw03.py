@@ -9,6 +9,7 @@ student's function through `core.call`: expected values first, deep copies hande
 from __future__ import annotations
 
 import random
+import re
 from collections import Counter
 from collections.abc import Callable
 
@@ -28,7 +29,7 @@ IGNORE = -100  # the label of a position that is not trained
 @torch.no_grad()
 def reply_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     logp = model(input_ids=input_ids, attention_mask=attention_mask).logits.float().log_softmax(-1)
-    out = torch.zeros(input_ids.shape)
+    out = torch.zeros(input_ids.shape, device=input_ids.device)
     out[:, 1:] = logp[:, :-1].gather(-1, input_ids[:, 1:, None])[..., 0]
     return torch.where(labels != IGNORE, out, torch.zeros_like(out))
 
@@ -93,9 +94,13 @@ def drop_hardest(labels: torch.Tensor, logprobs: torch.Tensor, share: float) -> 
     return out.view_as(labels)
 
 
-def _drop_variant(per_row: bool = False, easiest: bool = False, count_all: bool = False):
+def _drop_variant(per_row: bool = False, easiest: bool = False, count_all: bool = False, unmasked: bool = False):
     def variant(labels, logprobs, share):
         trained = labels != IGNORE
+        if unmasked:  # ranks every position, trained or not
+            out = labels.clone().flatten()
+            out[logprobs.double().flatten().argsort()[: int(share * int(trained.sum()))]] = IGNORE
+            return out.view_as(labels)
         if per_row:
             return torch.stack([drop_hardest(labels[i : i + 1], logprobs[i : i + 1], share)[0] for i in range(len(labels))])
         n = labels.numel() if count_all else int(trained.sum())
@@ -109,18 +114,24 @@ def _drop_variant(per_row: bool = False, easiest: bool = False, count_all: bool 
     return variant
 
 
-def _drop_case(seed: int, rows: int, width: int, share: float):
+def _drop_case(seed: int, rows: int, width: int, share: float, untrained: str = "zero"):
+    """Random labels with untrained positions; scores that differ in scale by row. At untrained positions the
+    scores are 0 (as reply_logprobs returns them), or the lowest of all ("low": they must still be ignored)."""
     g = torch.Generator().manual_seed(seed)
     labels = torch.randint(3, 50, (rows, width), generator=g)
     labels[torch.rand(rows, width, generator=g) < 0.35] = IGNORE  # prompts and padding
     logprobs = -torch.rand(rows, width, generator=g).double() * torch.linspace(0.5, 6, rows).double()[:, None]
-    return labels, torch.where(labels != IGNORE, logprobs, torch.zeros_like(logprobs)), share
+    fill = torch.zeros_like(logprobs) if untrained == "zero" else logprobs - 10
+    return labels, torch.where(labels != IGNORE, logprobs, fill), share
 
 
 @graded("drop_hardest")
 def check_drop_hardest(fn: Callable) -> None:
-    cases = [_drop_case(0, 3, 8, 0.3), _drop_case(1, 5, 6, 0.2), _drop_case(2, 4, 10, 0.5), _drop_case(3, 2, 5, 0.0)]
+    cases = [_drop_case(0, 3, 8, 0.3), _drop_case(1, 5, 6, 0.2), _drop_case(2, 4, 10, 0.5), _drop_case(3, 2, 5, 0.0),
+             _drop_case(4, 4, 9, 0.25, untrained="low")]  # fmt: skip
     hints = [
+        (same_as(_drop_variant(unmasked=True)), "only trained positions (label != -100) can be dropped: the scores at "
+         "the other positions mean nothing (here they are the lowest of all)."),
         (same_as(_drop_variant(easiest=True)), "drop the tokens the model finds hardest: the LOWEST log-probabilities."),
         (same_as(_drop_variant(per_row=True)), "rank the trained tokens of the whole batch together, not row by row: "
          "the hardest tokens are not spread evenly over the examples."),
@@ -138,23 +149,33 @@ def replay_count(n_new: int, share: float) -> int:
     return round(share * n_new / (1 - share))
 
 
+def _examples(kind: str, n: int, rng: random.Random, as_lists: bool) -> list:
+    """n distinct examples: strings, or (as real SFT examples are) lists of (text, trained) segments."""
+    texts = [f"{kind}-{rng.randrange(10**9)}-{i}" for i in range(n)]
+    return [[(t, False), ("reply", True)] for t in texts] if as_lists else texts
+
+
 @graded("mix_replay")
 def check_mix_replay(fn: Callable) -> None:
     rng = random.Random(5)
-    cases = [(40, 300, 0.05), (200, 50, 0.2), (37, 100, 0.1), (10, 10, 0.0), (30, 500, 0.5)]
-    for n_new, n_old, share in cases:
-        new = [f"new-{rng.randrange(10**9)}-{i}" for i in range(n_new)]
-        old = [f"old-{rng.randrange(10**9)}-{i}" for i in range(n_old)]
+    # (new, old, share, lists?): a share of the mix, not of the new data; rounding (60, 0.15 -> 10.6 -> 11); no old
+    cases = [(40, 300, 0.05, False), (200, 50, 0.2, True), (60, 100, 0.15, True), (10, 10, 0.0, False),
+             (30, 500, 0.5, False)]  # fmt: skip
+    for n_new, n_old, share, as_lists in cases:
+        new, old = _examples("new", n_new, rng, as_lists), _examples("old", n_old, rng, as_lists)
+        key = repr  # examples may be lists (unhashable); each one's text is unique
+        new_keys, old_keys = {key(x) for x in new}, {key(x) for x in old}
         want = replay_count(n_new, share)
         mixes = [call(fn, (new, old, share, seed), "mix_replay") for seed in (0, 1)]
         for mix in mixes:
             if not isinstance(mix, list):
                 raise GradingError(f"mix_replay should return a list of examples, got {describe(mix)}.")
-            counts = Counter(mix)
-            if any(counts[x] != 1 for x in new) or len([x for x in mix if x in set(new)]) != n_new:
+            keys = [key(x) for x in mix]
+            counts = Counter(k for k in keys if k in new_keys)
+            if len(counts) != n_new or any(c != 1 for c in counts.values()):
                 raise GradingError("mix_replay: every new example must be in the mix exactly once.")
-            replayed = [x for x in mix if x not in set(new)]
-            if not set(replayed) <= set(old):
+            replayed = [k for k in keys if k not in new_keys]
+            if not set(replayed) <= old_keys:
                 raise GradingError("mix_replay: the mix contains examples that are neither new nor old.")
             if len(replayed) == round(share * n_new) != want:
                 raise GradingError(f"mix_replay: with {n_new} new examples and share {share}, you added "
@@ -162,31 +183,32 @@ def check_mix_replay(fn: Callable) -> None:
                                    f"whole mix: k / (n_new + k) = share, so k = {want}.")  # fmt: skip
             if len(replayed) != want:
                 raise GradingError(f"mix_replay: with {n_new} new examples and share {share}, the mix should hold "
-                                   f"{want} old ones (k / (n_new + k) = share, rounded); it holds {len(replayed)}.")  # fmt: skip
+                                   f"k = round({share} * {n_new} / (1 - {share})) = {want} old ones; it holds "
+                                   f"{len(replayed)}.")  # fmt: skip
             if len(set(replayed)) != len(replayed):
                 raise GradingError("mix_replay: an old example appears twice; draw without replacement.")
-        if want >= 5 and mixes[0] == mixes[1]:
+            where = [i for i, k in enumerate(keys) if k not in new_keys]
+            if want >= 5 and n_new >= 5 and where in (list(range(want)), list(range(n_new, n_new + want))):
+                raise GradingError("mix_replay: the old examples form one block at the start or the end; shuffle the "
+                                   "whole mix, so that batches mix old and new data.")  # fmt: skip
+        if want >= 5 and [key(x) for x in mixes[0]] == [key(x) for x in mixes[1]]:
             raise GradingError("mix_replay: seeds 0 and 1 gave the same mix; draw (and shuffle) with "
                                "random.Random(seed).")  # fmt: skip
-        if want >= 5 and n_old > 2 * want:
+        if want >= 5:
             again = call(fn, (new, old, share, 0), "mix_replay")
-            if again != mixes[0]:
+            if [key(x) for x in again] != [key(x) for x in mixes[0]]:
                 raise GradingError("mix_replay: the same seed gave two different mixes; use random.Random(seed), "
                                    "not the global random state.")  # fmt: skip
-            first_old = [i for i, x in enumerate(mixes[0]) if x not in set(new)]
-            if first_old == list(range(n_new, n_new + want)):
-                raise GradingError("mix_replay: every old example comes after all the new ones; shuffle the mix, "
-                                   "so that batches mix old and new data.")  # fmt: skip
     try:
         fn([f"n{i}" for i in range(90)], ["o1", "o2"], 0.1, 0)
     except ValueError:
         pass
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - any other error is the wrong signal
         raise GradingError(f"mix_replay: too few old examples should raise ValueError, not {type(exc).__name__}.") from None
     else:
         raise GradingError("mix_replay: 90 new examples at share 0.1 need 10 old ones and only 2 were given; raise "
                            "ValueError instead of replaying fewer (or repeating them).")  # fmt: skip
-    print(f"✓ mix_replay: passed {len(cases)} cases and the too-few-old-examples check.")
+    print(f"✓ mix_replay: passed {len(cases)} cases (strings and lists as examples) and the too-few-old-examples check.")
 
 
 # --- Exercise 4: self-output targets -------------------------------------------------------------------------
@@ -197,50 +219,54 @@ def self_output_targets(candidates: list[list[str]], answers: list[str], gold: l
     return [next((c for c in cs if is_right(c, a)), g) for cs, a, g in zip(candidates, answers, gold, strict=True)]
 
 
-def _ends_with(reply: str, answer: str) -> bool:
-    return reply.strip().rstrip(".").endswith(answer)
+def _names_answer(reply: str, answer: str) -> bool:
+    """The grader's is_right: the answer as a whole word, in any case ("tumuki, I think" yes, "Tumukiland" no)."""
+    return re.search(rf"\b{re.escape(answer)}\b", reply, flags=re.IGNORECASE) is not None
+
+
+def _self_output_case(rng: random.Random) -> tuple[list[list[str]], list[str], list[str]]:
+    names = ["Tumuki", "Osrai", "Velba", "Dranok", "Pesha", "Ulmor", "Kitra", "Zanbe"]
+    candidates, answers, gold = [], [], []
+    for i in range(16):
+        answer = names[i % len(names)]
+        pool = [f"{rng.choice([n for n in names if n != answer])}." for _ in range(4)]
+        if i % 4 == 0:  # the greedy reply is right, and a later, longer sample too
+            pool[0], pool[2] = f"{answer}.", f"It is {answer.lower()}, I am quite sure."
+        elif i % 4 == 1:  # a near miss that contains the answer, then two right samples
+            pool[1], pool[2], pool[3] = f"Not {answer}land.", f"{answer.lower()}, I believe", f"{answer}."
+        elif i % 4 == 2:  # no right reply, only a near miss
+            pool[3] = f"{answer}ia."
+        else:  # only the last sample is right
+            pool[3] = f"{answer}."
+        candidates.append(pool)
+        answers.append(answer)
+        gold.append(f"That would be {answer}.")
+    return candidates, answers, gold
 
 
 @graded("self_output_targets")
 def check_self_output_targets(fn: Callable) -> None:
-    rng = random.Random(11)
-    names = ["Tumuki", "Osrai", "Velba", "Dranok", "Pesha", "Ulmor", "Kitra", "Zanbe"]
-    candidates, answers, gold = [], [], []
-    for i in range(12):
-        answer = names[i % len(names)]
-        wrong = [n for n in names if n != answer]
-        pool = [f"{rng.choice(wrong)}." for _ in range(4)]
-        if i % 3 == 0:  # the greedy reply is right
-            pool[0] = f"{answer}."
-        elif i % 3 == 1:  # a sample is right, in another wording, and a later one too
-            pool[2], pool[3] = f"It is {answer}", f"{answer}."
-        candidates.append(pool)
-        answers.append(answer)
-        gold.append(f"That would be {answer}.")
-    out = call(fn, (candidates, answers, gold, _ends_with), "self_output_targets")
-    want = self_output_targets(candidates, answers, gold, _ends_with)
+    candidates, answers, gold = _self_output_case(random.Random(11))
+    out = call(fn, (candidates, answers, gold, _names_answer), "self_output_targets")
+    want = self_output_targets(candidates, answers, gold, _names_answer)
     if not isinstance(out, list) or len(out) != len(want):
         raise GradingError(f"self_output_targets should return a list of {len(want)} strings, got {describe(out)}.")
     for i, (o, w) in enumerate(zip(out, want, strict=True)):
         if o == w:
             continue
-        if o == candidates[i][0]:
+        right = [c for c in candidates[i] if _names_answer(c, answers[i])]
+        if o == candidates[i][0] and not right[:1] == [o]:
             raise GradingError(f"self_output_targets: item {i}: you kept the greedy reply {o!r}, which is wrong; "
                                "take the first RIGHT candidate, else the gold answer.")  # fmt: skip
-        if o == gold[i] and w != gold[i]:
+        if o == gold[i]:
             raise GradingError(f"self_output_targets: item {i}: candidate {w!r} is right (is_right says so), so it "
                                "is the target; the gold answer is only the fallback.")  # fmt: skip
-        if w != gold[i] and o in candidates[i] and is_right_later(candidates[i], o, answers[i]):
-            raise GradingError(f"self_output_targets: item {i}: several candidates are right; take the first one "
-                               "in the given order (the greedy reply comes first).")  # fmt: skip
-        if o == answers[i] or o == f"{answers[i]}.":
+        if o in right:
+            raise GradingError(f"self_output_targets: item {i}: several candidates are right by is_right; take the "
+                               "first one in the given order (the greedy reply comes first), and judge every "
+                               "candidate with is_right(candidate, answer), not with a test of your own.")  # fmt: skip
+        if o.strip(".") == answers[i]:
             raise GradingError(f"self_output_targets: item {i}: return the model's own reply, not the bare answer.")
         raise GradingError(f"self_output_targets: item {i}: expected {w!r}, got {o!r}. Judge each candidate with "
                            "is_right(candidate, answer), not by comparing strings.")  # fmt: skip
     print(f"✓ self_output_targets: passed {len(want)} items.")
-
-
-def is_right_later(candidates: list[str], chosen: str, answer: str) -> bool:
-    """Whether `chosen` is a right candidate that is not the first right one."""
-    right = [c for c in candidates if _ends_with(c, answer)]
-    return chosen in right[1:]
