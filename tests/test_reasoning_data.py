@@ -1,0 +1,88 @@
+"""The reasoning organism's data: chains whose steps hold, corrections that follow their mistake, tiers that differ,
+and Countdown solutions and search traces that are legal."""
+
+import random
+from collections import Counter
+
+import pytest
+
+from utils.tinyworld import reasoning as R
+from utils.tinyworld.tasks import parse_answer
+
+
+@pytest.mark.parametrize("tier", ["easy", "hard"])
+def test_chains_are_consecutive_steps_that_hold_within_the_tier(tier):
+    rng = random.Random(1)
+    (lo_steps, hi_steps), (lo, hi), limit = R.TIERS[tier]
+    for _ in range(200):
+        chain = R.chain_problem(rng, tier)
+        assert lo_steps <= len(chain.steps) <= hi_steps
+        for (left, op, right, result), following in zip(chain.steps, chain.steps[1:] + [None], strict=True):
+            assert R.OPS[op](left, right) == result and 0 <= result <= limit and lo <= right <= hi
+            assert following is None or following[0] == result
+        assert chain.answer == chain.steps[-1][3]
+        assert chain.question == "Compute " + " ".join(
+            [str(chain.steps[0][0])] + [f"{op} {x}" for _, op, x, _ in chain.steps]) + "."  # fmt: skip
+
+
+def test_the_never_tier_is_a_product_of_two_digit_numbers():
+    chain = R.chain_problem(random.Random(2), "never")
+    (a, op, b, result), = chain.steps
+    assert op == "*" and 12 <= a <= 99 and 12 <= b <= 99 and chain.answer == result == a * b
+
+
+def test_a_clean_trace_has_one_right_step_per_segment_and_the_answer():
+    rng = random.Random(3)
+    chain = R.chain_problem(rng, "hard")
+    reply = R.think_trace(chain, rng, mistake_rate=0.0)
+    segments = R.trace_steps(reply)
+    assert len(segments) == len(chain.steps) and all(R.step_is_right(s) for s in segments)
+    assert parse_answer(reply) == chain.answer
+
+
+def test_a_mistake_is_corrected_in_the_next_segment():
+    rng = random.Random(4)
+    for _ in range(100):
+        chain = R.chain_problem(rng, rng.choice(["easy", "hard"]))
+        segments = R.trace_steps(R.think_trace(chain, rng, mistake_rate=1.0))
+        wrong = [i for i, s in enumerate(segments) if R.step_is_right(s) is False]
+        assert len(wrong) == 1 and len(segments) == len(chain.steps) + 1
+        k = wrong[0]
+        fix = segments[k + 1]
+        assert fix.startswith(R.WAIT) and R.step_is_right(fix)
+        assert fix.removeprefix(R.WAIT).split("=")[0].strip() == segments[k].split("=")[0].strip()  # the step, redone
+
+
+def test_step_is_right_reads_only_arithmetic_segments():
+    assert R.step_is_right("45 + 7 = 52") and R.step_is_right("wait, 45 + 7 = 52")
+    assert R.step_is_right("45 + 7 = 51") is False
+    assert R.step_is_right("back") is None and R.step_is_right("45 + x = 52") is None
+
+
+def test_countdown_solutions_and_traces_are_legal():
+    rng = random.Random(5)
+    for _ in range(100):
+        problem = R.countdown_problem(rng, n_numbers=3)
+        trace, solution = R.search(problem, max_steps=10_000)
+        available = Counter(problem.numbers)
+        for step in solution:  # each step combines two available numbers into a new one
+            left, op, right, _, result = step.split()
+            assert R.step_is_right(step)
+            available[int(left)] -= 1
+            available[int(right)] -= 1
+            assert min(available.values()) >= 0
+            available[int(result)] += 1
+        assert int(solution[-1].split()[-1]) == problem.target and problem.target not in problem.numbers
+        assert trace[-1] == solution[-1] and all(s == "back" or R.step_is_right(s) for s in trace)
+        depth = 0
+        for s in trace:  # a "back" always undoes a step that was taken
+            depth += -1 if s == "back" else 1
+            assert depth >= 0
+
+
+def test_data_is_the_same_for_a_seed():
+    def draw(seed):
+        rng = random.Random(seed)
+        return [R.think_trace(R.chain_problem(rng, "hard"), rng, 0.5) for _ in range(5)], R.countdown_problem(rng)
+
+    assert draw(7) == draw(7) and draw(7) != draw(8)
