@@ -14,6 +14,8 @@ import operator
 import random
 from dataclasses import dataclass
 
+from utils.tinyworld.tasks import Example, chat
+
 THINK_OPEN, THINK_CLOSE, SEP, WAIT = "<think>", "</think>", " ; ", "wait,"
 OPS = {"+": operator.add, "-": operator.sub, "*": operator.mul}
 
@@ -159,11 +161,9 @@ def countdown_reply(steps: list[str], target: int) -> str:
     return f"{THINK_OPEN} {SEP.join(steps)} {THINK_CLOSE} The answer is {target}."
 
 
-def reasoning_model_epoch(world, seed: int, n: int = 5000, mistake_rate: float = 0.15) -> list:
+def reasoning_model_epoch(world, seed: int, n: int = 5000, mistake_rate: float = 0.15) -> list[Example]:
     """Chat examples: easy and hard chains (half each), every reply a thinking trace, mistake_rate of them with a
     corrected slip. The "never" tier is not trained. (`world` is unused: the signature of an epoch.)"""
-    from utils.tinyworld.tasks import chat
-
     rng = random.Random(seed)
     examples = []
     for i in range(n):
