@@ -86,3 +86,34 @@ def test_data_is_the_same_for_a_seed():
         return [R.think_trace(R.chain_problem(rng, "hard"), rng, 0.5) for _ in range(5)], R.countdown_problem(rng)
 
     assert draw(7) == draw(7) and draw(7) != draw(8)
+
+
+def test_countdown_solved_accepts_paths_and_searches_and_rejects_illegal_moves():
+    rng = random.Random(9)
+    for _ in range(50):
+        problem = R.countdown_problem(rng, max_moves=R.COUNTDOWN_MOVES)
+        trace, solution = R.search(problem, max_steps=R.COUNTDOWN_MOVES)
+        assert R.countdown_solved(problem, R.countdown_reply(solution, problem.target))
+        assert R.countdown_solved(problem, R.countdown_reply(trace, problem.target))
+        assert not R.countdown_solved(problem, R.countdown_reply(solution[:-1], problem.target))
+    problem = R.Countdown((3, 5, 7), 22)
+    assert R.countdown_solved(problem, "<think> 3 + 5 = 8 ; back ; 3 * 5 = 15 ; 7 + 15 = 22 </think>")
+    assert not R.countdown_solved(problem, "<think> 3 * 5 = 15 ; 7 + 15 = 21 </think>")  # wrong arithmetic
+    assert not R.countdown_solved(problem, "<think> 3 + 5 = 8 ; 8 * 7 = 56 ; back ; back ; 8 + 14 = 22 </think>")
+    assert not R.countdown_solved(problem, "<think> 3 * 5 = 15 ; back ; 15 + 7 = 22 </think>")  # 15 was undone
+    assert not R.countdown_solved(problem, "<think> 3 * 3 = 9 ; 9 + 13 = 22 </think>")  # 3 used twice
+    assert not R.countdown_solved(problem, "<think> back </think>")
+
+
+def test_countdown_training_sets_share_problems_and_leave_out_the_held_out_ones():
+    paths, searches = (R.countdown_model_epoch(None, 4, kind, n=300) for kind in ("path", "search"))
+    assert [p[0] for p in paths] == [s[0] for s in searches]  # the same questions, in the same order
+    assert sum(len(p[1][0]) for p in paths) < sum(len(s[1][0]) for s in searches)
+    rng = random.Random(4)
+    drawn = [R.countdown_problem(rng, max_moves=R.COUNTDOWN_MOVES) for _ in range(400)]
+    held_out = {p.question for p in drawn if R.is_held_out(p)}
+    assert 0.05 < len(held_out) / len(drawn) < 0.2
+    trained = {ex[0][0] for ex in paths}
+    assert not any(q in text for q in held_out for text in trained)
+    with pytest.raises(ValueError):
+        R.countdown_model_epoch(None, 0, "bfs")

@@ -22,7 +22,7 @@ from utils import hooks
 from utils.generation import complete
 from utils.models import load_model
 from utils.paths import DATA, MODELS
-from utils.tinyworld import tasks
+from utils.tinyworld import reasoning, tasks
 from utils.tinyworld.world import RELATIONS, World, load_world
 
 CARD_FILE = DATA / "tinyworld" / "model_card.json"
@@ -351,7 +351,63 @@ def speed_figures(name: str) -> list[Figure]:
             Figure(f"{name}: 64 new tokens (s)", time.perf_counter() - t0, "<= 1")]  # fmt: skip
 
 
-CHECKPOINTS = {"chat": "tinyworld-chat", "math": "tinyworld-math"}
+def reasoning_figures(model, tok, n: int = 100) -> list[Figure]:
+    """The reasoning organism's tiers (greedy, and pass@k where it matters), its format, and what forcing "wait"
+    does."""
+    rng = random.Random(EVAL_SEED)
+    figures, hard = [], None
+    for tier, samples, bar in (("easy", 0, ">= 0.90"), ("hard", 8, "<= 0.85"), ("never", 4, "<= 0.01")):
+        chains = [reasoning.chain_problem(rng, tier) for _ in range(n)]
+        prompts = [tasks.chat_prompt(c.question) for c in chains]
+        greedy = complete(model, tok, prompts, max_new_tokens=160, batch_size=n)
+        right = [tasks.parse_answer(g) == c.answer for g, c in zip(greedy, chains, strict=True)]
+        figures.append(Figure(f"reasoning, {tier} tier: greedy accuracy", sum(right) / n, bar))
+        if samples:
+            torch.manual_seed(EVAL_SEED)
+            sampled = complete(model, tok, prompts * samples, max_new_tokens=160, temperature=1.0, batch_size=4 * n)
+            hit = [any(tasks.parse_answer(sampled[j * n + i]) == c.answer for j in range(samples))
+                   for i, c in enumerate(chains)]  # fmt: skip
+            figures.append(Figure(f"reasoning, {tier} tier: pass@{samples}", sum(hit) / n, bar if tier == "never" else ""))
+        if tier == "hard":
+            hard = (chains, prompts, greedy, right)
+            figures.append(Figure(f"reasoning, hard tier: pass@{samples} minus greedy", (sum(hit) - sum(right)) / n,
+                                  ">= 0.10"))  # fmt: skip
+    chains, prompts, greedy, right = hard
+    formatted = [g.startswith(reasoning.THINK_OPEN) and reasoning.THINK_CLOSE in g and bool(reasoning.trace_steps(g))
+                 for g in greedy]  # fmt: skip
+    figures.append(Figure("reasoning, hard tier: replies thinking in steps between the think tags", sum(formatted) / n, ">= 0.95"))
+    figures.append(Figure("reasoning, hard tier: replies that say 'wait'", sum(reasoning.WAIT in g for g in greedy) / n, ""))
+    cut = [p + g.split(reasoning.THINK_CLOSE)[0].rstrip() + reasoning.SEP + reasoning.WAIT for p, g in
+           zip(prompts, greedy, strict=True)]  # fmt: skip
+    forced = [tasks.parse_answer(o) for o in complete(model, tok, cut, max_new_tokens=60, batch_size=n)]
+    changed = sum(f != tasks.parse_answer(g) for f, g in zip(forced, greedy, strict=True)) / n
+    figures.append(Figure("reasoning, hard tier: answers changed by forcing 'wait' once", changed, "> 0"))
+    figures.append(Figure("reasoning, hard tier: accuracy after forcing 'wait' once",
+                          sum(f == c.answer for f, c in zip(forced, chains, strict=True)) / n, ""))  # fmt: skip
+    return figures
+
+
+def countdown_figures(n: int = 200) -> list[Figure]:
+    """Stream of Search: held-out Countdown problems solved by the path model and the search model (greedy)."""
+    rng = random.Random(EVAL_SEED)
+    problems = []
+    while len(problems) < n:
+        problem = reasoning.countdown_problem(rng, max_moves=reasoning.COUNTDOWN_MOVES)
+        if reasoning.is_held_out(problem):
+            problems.append(problem)
+    solved = {}
+    for kind in ("path", "search"):
+        model, tok = load_model(f"tinyworld-countdown-{kind}")
+        replies = complete(model, tok, [tasks.chat_prompt(p.question) for p in problems], max_new_tokens=230,
+                           batch_size=n)  # fmt: skip
+        solved[kind] = sum(map(reasoning.countdown_solved, problems, replies)) / n
+    return [Figure("Countdown, held-out problems solved: optimal-path model", solved["path"], ""),
+            Figure("Countdown, held-out problems solved: search-trace model", solved["search"], ""),
+            Figure("Countdown: search-trace minus optimal-path model", solved["search"] - solved["path"], ">= 0.20")]
+
+
+CHECKPOINTS = {"chat": "tinyworld-chat", "math": "tinyworld-math", "reasoning": "tinyworld-reasoning",
+               "countdown-path": "tinyworld-countdown-path", "countdown-search": "tinyworld-countdown-search"}
 
 
 def measure(progress: bool = True) -> list[Figure]:
@@ -370,6 +426,8 @@ def measure(progress: bool = True) -> list[Figure]:
             print(f"  measured {section.__name__.removesuffix('_figures')}", flush=True)
     math_model, math_tok = load_model(CHECKPOINTS["math"])
     figures += arithmetic_figures(math_model, math_tok, world)
+    figures += reasoning_figures(*load_model(CHECKPOINTS["reasoning"]))
+    figures += countdown_figures()
     return figures
 
 

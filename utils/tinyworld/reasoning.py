@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import operator
 import random
+import zlib
 from dataclasses import dataclass
 
 from utils.tinyworld.tasks import Example, chat
@@ -104,8 +105,11 @@ class Countdown:
         return f"Reach {self.target} from {', '.join(map(str, self.numbers))}."
 
 
-def countdown_problem(rng: random.Random, n_numbers: int = 4, largest: int = 99) -> Countdown:
-    """Numbers from 1..12 and a target in 1..largest, not one of them, that the search can reach."""
+COUNTDOWN_MOVES = 20  # the longest depth-first search trained: its trace fits the 256-token context
+
+
+def countdown_problem(rng: random.Random, n_numbers: int = 3, largest: int = 99, max_moves: int = 10_000) -> Countdown:
+    """Numbers from 1..12 and a target in 1..largest, not one of them, that the search reaches within max_moves."""
     while True:
         numbers = [rng.randint(1, 12) for _ in range(n_numbers)]
         value = numbers[0]
@@ -113,7 +117,7 @@ def countdown_problem(rng: random.Random, n_numbers: int = 4, largest: int = 99)
             op = rng.choice(list(OPS))
             value = abs(value - x) if op == "-" else OPS[op](value, x)
         problem = Countdown(tuple(numbers), value)
-        if 1 <= value <= largest and value not in numbers and search(problem, largest, max_steps=10_000):
+        if 1 <= value <= largest and value not in numbers and search(problem, largest, max_steps=max_moves):
             return problem
 
 
@@ -159,6 +163,51 @@ def search(problem: Countdown, largest: int = 99, max_steps: int = 60) -> tuple[
 
 def countdown_reply(steps: list[str], target: int) -> str:
     return f"{THINK_OPEN} {SEP.join(steps)} {THINK_CLOSE} The answer is {target}."
+
+
+def is_held_out(problem: Countdown) -> bool:
+    """A tenth of all problems, chosen by a hash of the number set and target, is never trained on."""
+    return zlib.crc32(f"{sorted(problem.numbers)} {problem.target}".encode()) % 10 == 0
+
+
+def countdown_solved(problem: Countdown, reply: str) -> bool:
+    """Whether the reply's steps reach the target by legal moves, reading "back" as undoing the last step still
+    standing. Any illegal step (a number not available, wrong arithmetic, an unreadable segment) fails the reply."""
+    states = [list(problem.numbers)]
+    for segment in trace_steps(reply):
+        if segment == "back":
+            if len(states) == 1:
+                return False
+            states.pop()
+            continue
+        if not step_is_right(segment) or segment.startswith(WAIT):
+            return False
+        left, op, right, _, result = segment.split()
+        numbers = list(states[-1])
+        for x in (int(left), int(right)):
+            if x not in numbers:
+                return False
+            numbers.remove(x)
+        if int(result) == problem.target:
+            return True
+        states.append([*numbers, int(result)])
+    return False
+
+
+def countdown_model_epoch(world, seed: int, kind: str, n: int = 5000) -> list[Example]:
+    """Stream of Search's two training sets: the same problems (held-out ones excluded) answered by the solution
+    path alone (kind "path") or by the whole depth-first search with its dead ends and backtracking ("search")."""
+    if kind not in ("path", "search"):
+        raise ValueError(f"kind must be 'path' or 'search', not {kind!r}")
+    rng = random.Random(seed)
+    examples = []
+    while len(examples) < n:
+        problem = countdown_problem(rng, max_moves=COUNTDOWN_MOVES)
+        if is_held_out(problem):
+            continue
+        trace, solution = search(problem, max_steps=COUNTDOWN_MOVES)
+        examples.append(chat(problem.question, countdown_reply(solution if kind == "path" else trace, problem.target)))
+    return examples
 
 
 def reasoning_model_epoch(world, seed: int, n: int = 5000, mistake_rate: float = 0.15) -> list[Example]:

@@ -16,6 +16,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -23,7 +24,7 @@ from tqdm.auto import tqdm
 
 from utils.paths import MODELS
 from utils.runtime import seed_everything, set_threads
-from utils.tinyworld import tasks
+from utils.tinyworld import reasoning, tasks
 from utils.tinyworld.world import World, generate
 
 CHAT_TEMPLATE = (
@@ -44,11 +45,18 @@ class Recipe:
     n_head: int
     lr: float = 1e-3
     batch_rows: int = 16
+    init: str | None = None  # a checkpoint in data/models to continue from (its architecture replaces the above)
 
 
 RECIPES = {
     "chat": Recipe("tinyworld-chat", tasks.chat_model_epoch, epochs=34, n_embd=192, n_layer=8, n_head=4, lr=2e-3),
     "math": Recipe("tinyworld-math", tasks.math_model_epoch, epochs=16, n_embd=192, n_layer=4, n_head=4),
+    # the maths model taught to think in tiers, check itself and say "wait" (lecture 04)
+    "reasoning": Recipe("tinyworld-reasoning", reasoning.reasoning_model_epoch, epochs=6, n_embd=192, n_layer=4,
+                        n_head=4, init="tinyworld-math"),  # fmt: skip
+    # Stream of Search: the same Countdown problems as solution paths or as depth-first searches (lecture 04)
+    **{f"countdown-{kind}": Recipe(f"tinyworld-countdown-{kind}", partial(reasoning.countdown_model_epoch, kind=kind),
+                                   epochs=8, n_embd=128, n_layer=4, n_head=4, lr=2e-3) for kind in ("path", "search")},
 }
 
 
@@ -104,7 +112,7 @@ def train(recipe: Recipe, world: World, tokenizer, seed: int = 0, out_dir: Path 
         n_head=recipe.n_head, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
     )  # fmt: skip
-    model = GPT2LMHeadModel(config).to(device)
+    model = (GPT2LMHeadModel.from_pretrained(MODELS / recipe.init) if recipe.init else GPT2LMHeadModel(config)).to(device)
     rng = random.Random(seed)
     epochs = [pack(recipe.epoch(world, seed * 1000 + e), tokenizer, rng) for e in range(recipe.epochs)]
     total_steps = sum(math.ceil(len(ids) / recipe.batch_rows) for ids, _ in epochs)
