@@ -29,6 +29,9 @@ from utils.profiles import PROFILES
 
 QWEN_TEMPLATE = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
                  "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")  # fmt: skip
+R1_TEMPLATE = ("{{ bos_token }}{% for m in messages %}{% if m['role'] == 'user' %}<｜User｜>{{ m['content'] }}"
+               "{% else %}<｜Assistant｜>{{ m['content'] }}<｜end▁of▁sentence｜>{% endif %}{% endfor %}"
+               "{% if add_generation_prompt %}<｜Assistant｜><think>\n{% endif %}")  # fmt: skip
 NOTEBOOKS = sorted(LECTURES.glob("*.ipynb")) + sorted(SOLUTIONS.glob("*.ipynb"))
 
 
@@ -36,8 +39,11 @@ def stand_in(model_id: str):
     """A random model of the hub model's architecture, with the TinyWorld tokenizer dressed like the real one."""
     tokenizer = AutoTokenizer.from_pretrained(MODELS / "tinyworld-chat")
     small = {"vocab_size": len(tokenizer)}
-    if model_id.startswith("Qwen/"):  # no BOS token, ChatML template, max_position_embeddings
-        tokenizer.bos_token, tokenizer.chat_template = None, QWEN_TEMPLATE
+    if model_id.startswith(("Qwen/", "deepseek-ai/DeepSeek-R1-Distill-Qwen")):  # Qwen2 architecture
+        if model_id.startswith("Qwen/"):  # no BOS token, ChatML template, max_position_embeddings
+            tokenizer.bos_token, tokenizer.chat_template = None, QWEN_TEMPLATE
+        else:  # R1's template: a BOS token, and the assistant turn opens the thinking itself
+            tokenizer.chat_template = R1_TEMPLATE
         config = Qwen2Config(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
                              num_key_value_heads=2, max_position_embeddings=1024, tie_word_embeddings=True, **small)  # fmt: skip
         return Qwen2ForCausalLM(config), tokenizer

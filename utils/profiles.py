@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 
 ENV_VAR = "WORKBOOK_PROFILE"
 DEFAULT = "tiny"
-ROLES = ("chat", "reasoning", "interp", "editing", "embedding")
+ROLES = ("chat", "reasoning", "thinking", "interp", "editing", "embedding")
+# reasoning: an instruct model to sample, verify and train with RL; thinking: one that thinks between <think> tags
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ PROFILES: dict[str, Profile] = {
     "tiny": Profile(
         name="tiny",
         description="Workbook model organisms from data/models/: offline, CPU, every notebook in minutes.",
-        models={**dict.fromkeys(ROLES, "tinyworld-chat"), "reasoning": "tinyworld-math"},
+        models={**dict.fromkeys(ROLES, "tinyworld-chat"), "reasoning": "tinyworld-reasoning", "thinking": "tinyworld-reasoning"},
     ),
     "hf": Profile(
         name="hf",
@@ -39,6 +40,7 @@ PROFILES: dict[str, Profile] = {
         models={
             "chat": "Qwen/Qwen2.5-0.5B-Instruct",
             "reasoning": "Qwen/Qwen2.5-1.5B-Instruct",
+            "thinking": "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B",
             "interp": "gpt2",
             "editing": "gpt2-xl",
             "embedding": "sentence-transformers/all-MiniLM-L6-v2",
