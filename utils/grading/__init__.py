@@ -22,6 +22,14 @@ from utils.grading.hw03 import (
     check_reply_logprobs,
     check_self_output_targets,
 )
+from utils.grading.hw04 import (
+    check_clipped_loss,
+    check_group_advantages,
+    check_length_reward,
+    check_majority_vote,
+    check_pass_at_k,
+    check_shepherd_labels,
+)
 
 __all__ = [
     "ExerciseNotDone",
@@ -29,16 +37,22 @@ __all__ = [
     "check_ablated_logprobs",
     "check_agent_study",
     "check_answer_ranks",
+    "check_clipped_loss",
     "check_drop_hardest",
     "check_execute_plan",
     "check_fit_linear_relation",
+    "check_group_advantages",
+    "check_length_reward",
+    "check_majority_vote",
     "check_mix_replay",
+    "check_pass_at_k",
     "check_reply_logprobs",
     "check_run_agent",
     "check_sae_objective",
     "check_select_tools",
     "check_self_output_targets",
     "check_sequence_logprob",
+    "check_shepherd_labels",
     "check_softmax_with_temperature",
     "check_study",
     "check_top_p_filter",
