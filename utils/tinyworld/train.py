@@ -1,6 +1,6 @@
 """Build TinyWorld from its seed: the world file, the tokenizer and every checkpoint in data/models/.
 
-    python -m utils.tinyworld.train               # everything (about 50 minutes on a 2-core CPU)
+    python -m utils.tinyworld.train               # everything (about 74 minutes on a 2-core CPU)
     python -m utils.tinyworld.train --only math   # one checkpoint
 
 Deterministic for a given seed and thread count. Each checkpoint folder gets a training_log.json (loss curve,
