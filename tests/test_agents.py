@@ -105,8 +105,9 @@ def test_complete_logprobs_match_scoring_and_keep_order(chat_model):
     assert texts == [complete(model, tok, [p], max_new_tokens=12)[0] for p in prompts]  # sorting by length is undone
     assert texts[0] == f"{world.people[people[0]]['birthplace']}."
     scored = continuation_logprobs(model, tok, prompts, texts)
-    assert torch.allclose(torch.tensor(logprobs), torch.tensor(scored), atol=1e-3)
-    assert all(lp <= 0 for lp in logprobs)
+    assert torch.allclose(torch.stack([lp.sum() for lp in logprobs]), torch.tensor(scored), atol=1e-3)
+    assert all(len(lp) == len(tok(t, add_special_tokens=False).input_ids) and (lp <= 0).all()
+               for t, lp in zip(texts, logprobs, strict=True))  # one per generated token
 
 
 def test_run_stream_learns_from_successes(chat_model):

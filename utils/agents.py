@@ -167,7 +167,7 @@ def run_stream(model, tokenizer, agents: Sequence[MemoryAgent], tasks: Sequence[
         for agent, prompt in zip(agents, prompts, strict=True):
             output, logprob = completions[prompt]
             agent.outputs.append(output)
-            answer, confidence = agent.parse(output), math.exp(logprob)
+            answer, confidence = agent.parse(output), math.exp(logprob.sum().item())
             correct = answer == task.answer
             results[agent.name].append(correct)
             if agent.write:

@@ -20,7 +20,7 @@ def complete(model, tokenizer, prompts: list[str], max_new_tokens: int = 32, tem
 
     Special tokens other than end-of-sequence and padding are kept, so tool calls stay visible.
     temperature 0 is greedy decoding; otherwise plain sampling at that temperature.
-    logprobs=True returns (texts, log-probabilities of those texts under the model) instead of texts.
+    logprobs=True returns (texts, each text's token log-probabilities under the model, a 1-D tensor per text).
     Either path gives the same tokens for a seed (greedy or sampled), up to float rounding at a near-tie.
     """
     side, tokenizer.padding_side = tokenizer.padding_side, "left"
@@ -48,7 +48,7 @@ def complete(model, tokenizer, prompts: list[str], max_new_tokens: int = 32, tem
                 end = row.index(tokenizer.eos_token_id) if tokenizer.eos_token_id in row else len(row)
                 outputs.append(tokenizer.decode([t for t in row[:end] if t != tokenizer.pad_token_id]))
                 if logprobs:
-                    scores.append(token_logprobs[i, :end].sum().item())
+                    scores.append(token_logprobs[i, :end].float().cpu())
     finally:
         tokenizer.padding_side = side
     outputs, scores = _unsort(outputs, order), _unsort(scores, order) if logprobs else []
