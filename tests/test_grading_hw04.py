@@ -32,8 +32,23 @@ def pass_at_k_fractions(n, c, k):
     return float(1 - Fraction(math.comb(n - c, k), math.comb(n, k)))
 
 
+def pass_at_k_torch32(n, c, k):
+    """The product form in torch's default float32."""
+    if n - c < k:
+        return 1.0
+    return (1 - torch.prod(1 - k / torch.arange(n - c + 1, n + 1, dtype=torch.float32))).item()
+
+
+def pass_at_k_lgamma(n, c, k):
+    """Through log-gamma: no big integers at all."""
+    if n - c < k:
+        return 1.0
+    log_ratio = math.lgamma(n - c + 1) - math.lgamma(n - c - k + 1) - math.lgamma(n + 1) + math.lgamma(n - k + 1)
+    return 1 - math.exp(log_ratio)
+
+
 def test_pass_at_k_accepts_other_correct_forms():
-    for fn in (hw04.pass_at_k, pass_at_k_product, pass_at_k_fractions):
+    for fn in (hw04.pass_at_k, pass_at_k_product, pass_at_k_fractions, pass_at_k_torch32, pass_at_k_lgamma):
         hw04.check_pass_at_k(fn)
 
 
