@@ -96,13 +96,18 @@ def test_countdown_solved_accepts_paths_and_searches_and_rejects_illegal_moves()
         assert R.countdown_solved(problem, R.countdown_reply(solution, problem.target))
         assert R.countdown_solved(problem, R.countdown_reply(trace, problem.target))
         assert not R.countdown_solved(problem, R.countdown_reply(solution[:-1], problem.target))
-    problem = R.Countdown((3, 5, 7), 22)
-    assert R.countdown_solved(problem, "<think> 3 + 5 = 8 ; back ; 3 * 5 = 15 ; 7 + 15 = 22 </think>")
-    assert not R.countdown_solved(problem, "<think> 3 * 5 = 15 ; 7 + 15 = 21 </think>")  # wrong arithmetic
-    assert not R.countdown_solved(problem, "<think> 3 + 5 = 8 ; 8 * 7 = 56 ; back ; back ; 8 + 14 = 22 </think>")
-    assert not R.countdown_solved(problem, "<think> 3 * 5 = 15 ; back ; 15 + 7 = 22 </think>")  # 15 was undone
-    assert not R.countdown_solved(problem, "<think> 3 * 3 = 9 ; 9 + 13 = 22 </think>")  # 3 used twice
-    assert not R.countdown_solved(problem, "<think> back </think>")
+    problem, answer = R.Countdown((3, 5, 7), 22), " The answer is 22."
+    assert R.countdown_solved(problem, "<think> 3 + 5 = 8 ; back ; 3 * 5 = 15 ; 7 + 15 = 22 </think>" + answer)
+    assert not R.countdown_solved(problem, "<think> 3 * 5 = 15 ; 7 + 15 = 21 </think>" + answer)  # wrong arithmetic
+    assert not R.countdown_solved(problem, "<think> 3 + 5 = 8 ; 8 * 7 = 56 ; back ; back ; 8 + 14 = 22 </think>" + answer)
+    assert not R.countdown_solved(problem, "<think> 3 * 5 = 15 ; back ; 15 + 7 = 22 </think>" + answer)  # 15 undone
+    assert not R.countdown_solved(problem, "<think> 3 * 3 = 9 ; 9 + 13 = 22 </think>" + answer)  # 3 used twice
+    assert not R.countdown_solved(problem, "<think> back </think>" + answer)
+    passed = "<think> 3 * 5 = 15 ; 7 + 15 = 22 ; back ; 15 - 7 = 8 </think> The answer is 8."
+    assert R.countdown_reached(problem, passed) and not R.countdown_solved(problem, passed)  # searched on
+    wrong_answer = "<think> 3 * 5 = 15 ; 7 + 15 = 22 </think> The answer is 15."
+    assert R.countdown_reached(problem, wrong_answer) and not R.countdown_solved(problem, wrong_answer)
+    assert not R.countdown_reached(problem, "<think> 3 * 5 = 15 ; 7 + 15 = 21 ; 3 + 5 = 22 </think>" + answer)
 
 
 def test_countdown_training_sets_share_problems_and_leave_out_the_held_out_ones():

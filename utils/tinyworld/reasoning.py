@@ -15,7 +15,7 @@ import random
 import zlib
 from dataclasses import dataclass
 
-from utils.tinyworld.tasks import Example, chat
+from utils.tinyworld.tasks import Example, chat, parse_answer
 
 THINK_OPEN, THINK_CLOSE, SEP, WAIT = "<think>", "</think>", " ; ", "wait,"
 OPS = {"+": operator.add, "-": operator.sub, "*": operator.mul}
@@ -170,28 +170,41 @@ def is_held_out(problem: Countdown) -> bool:
     return zlib.crc32(f"{sorted(problem.numbers)} {problem.target}".encode()) % 10 == 0
 
 
-def countdown_solved(problem: Countdown, reply: str) -> bool:
-    """Whether the reply's steps reach the target by legal moves, reading "back" as undoing the last step still
-    standing. Any illegal step (a number not available, wrong arithmetic, an unreadable segment) fails the reply."""
+def countdown_walk(problem: Countdown, reply: str) -> int | None:
+    """Read the reply's moves, "back" undoing the last move still standing: the index of the first segment that
+    reaches the target by legal moves, or None if an illegal move (a number not available, wrong arithmetic, an
+    unreadable segment) comes first or the target is never reached."""
     states = [list(problem.numbers)]
-    for segment in trace_steps(reply):
+    for k, segment in enumerate(trace_steps(reply)):
         if segment == "back":
             if len(states) == 1:
-                return False
+                return None
             states.pop()
             continue
         if not step_is_right(segment) or segment.startswith(WAIT):
-            return False
+            return None
         left, op, right, _, result = segment.split()
         numbers = list(states[-1])
         for x in (int(left), int(right)):
             if x not in numbers:
-                return False
+                return None
             numbers.remove(x)
         if int(result) == problem.target:
-            return True
+            return k
         states.append([*numbers, int(result)])
-    return False
+    return None
+
+
+def countdown_reached(problem: Countdown, reply: str) -> bool:
+    """Whether the target appears somewhere in the reply's search by legal moves, even if the reply goes on."""
+    return countdown_walk(problem, reply) is not None
+
+
+def countdown_solved(problem: Countdown, reply: str) -> bool:
+    """Whether the reply solves the problem: its moves reach the target legally, the move that reaches it is the
+    trace's last, and the answer is the target. A search that passes the target and goes on has not found it."""
+    k = countdown_walk(problem, reply)
+    return k is not None and k == len(trace_steps(reply)) - 1 and parse_answer(reply) == problem.target
 
 
 def countdown_model_epoch(world, seed: int, kind: str, n: int = 5000) -> list[Example]:
