@@ -83,3 +83,11 @@ def test_read_battles_reads_the_format_and_names_bad_rows(tmp_path):
     no_winner.write_text("model_a,model_b\nx,y\n")
     with pytest.raises(ValueError, match="winner"):
         arena.read_battles(no_winner)
+
+
+def test_a_style_feature_constant_within_each_model_is_refused():
+    battles = simulate(TRUE, 300, seed=6)
+    for b in battles:  # decoration fixed per model: indistinguishable from the model itself
+        b["emoji_a"], b["emoji_b"] = float(b["model_a"] == "alpha"), float(b["model_b"] == "alpha")
+    with pytest.raises(ValueError, match="vary within"):
+        arena.bradley_terry(battles, style=["emoji"])

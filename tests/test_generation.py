@@ -6,7 +6,7 @@ import random
 import pytest
 import torch
 
-from utils.generation import complete, decode_gpt2
+from utils.generation import complete, continuation_logprobs, decode_gpt2, token_logprobs
 from utils.models import load_model
 from utils.tinyworld import reasoning, tasks
 
@@ -95,3 +95,16 @@ def test_hooks_still_steer_every_generated_token(reasoner):
     decoded = [tokenizer.decode([t for t in row if t != tokenizer.pad_token_id]).split(tokenizer.eos_token)[0]
                for row in expected.tolist()]  # fmt: skip
     assert steered == decoded and steered != plain
+
+
+def test_token_logprobs_score_each_continuation_token_as_sampling_does(reasoner):
+    """Teacher-forced scores of a sampled reply equal the log-probabilities recorded while sampling it."""
+    model, tokenizer = reasoner
+    questions = prompts(6)
+    torch.manual_seed(4)
+    texts, sampled = complete(model, tokenizer, questions, max_new_tokens=40, temperature=1.0, logprobs=True)
+    scored = token_logprobs(model, tokenizer, questions, texts)
+    for text, a, b in zip(texts, sampled, scored, strict=True):
+        n = len(tokenizer(text, add_special_tokens=False).input_ids)
+        assert len(b) == n and torch.allclose(a[:n], b, atol=1e-3)
+    assert continuation_logprobs(model, tokenizer, questions, texts) == pytest.approx([t.sum().item() for t in scored])

@@ -99,12 +99,15 @@ def fit_logistic(X: np.ndarray, y: np.ndarray, weights: np.ndarray, l2: float = 
     """Weighted logistic regression without intercept by Newton's method. The first column is dropped (its
     coefficient fixed at 0) so that model ratings, defined only up to a shift, are identifiable."""
     Z = X[:, 1:]
+    if np.linalg.matrix_rank(Z) < Z.shape[1]:
+        raise ValueError("the ratings are not identifiable: some models never meet the others, or a style feature "
+                         "is fixed by the model (each must vary within a model's answers)")  # fmt: skip
     theta = np.zeros(Z.shape[1])
     for _ in range(steps):
         p = 1.0 / (1.0 + np.exp(-(Z @ theta)))
         gradient = Z.T @ (weights * (y - p)) - l2 * theta
         hessian = (Z * (weights * p * (1 - p))[:, None]).T @ Z + l2 * np.eye(len(theta))
-        step = np.linalg.solve(hessian + 1e-12 * np.eye(len(theta)), gradient)
+        step = np.linalg.solve(hessian, gradient)
         theta += step
         if np.abs(step).max() < 1e-10:
             break

@@ -138,24 +138,31 @@ def _unsort(values: list, order: list[int]) -> list:
 
 
 @torch.no_grad()
-def continuation_logprobs(model, tokenizer, prompts: list[str], continuations: list[str], batch_size: int = 64) -> list[float]:
-    """log P(continuation | prompt) under the model, summed over the continuation's tokens, for each pair."""
+def token_logprobs(model, tokenizer, prompts: list[str], continuations: list[str], batch_size: int = 64) -> list[torch.Tensor]:
+    """log P(token | everything before it) for each token of each continuation after its prompt (teacher forcing):
+    one 1-D tensor per pair. A prompt of "" scores the continuation from its second token on."""
     side, tokenizer.padding_side = tokenizer.padding_side, "right"
     scores = []
     try:
         for i in range(0, len(prompts), batch_size):
             pairs = list(zip(prompts[i : i + batch_size], continuations[i : i + batch_size], strict=True))
-            starts = [len(tokenizer(p, add_special_tokens=False).input_ids) for p, _ in pairs]
+            starts = [max(1, len(tokenizer(p, add_special_tokens=False).input_ids)) for p, _ in pairs]
             batch = tokenizer([p + c for p, c in pairs], return_tensors="pt", padding=True, add_special_tokens=False)
             batch = batch.to(model.device)
-            logprobs = model(**batch).logits[:, :-1].float().log_softmax(-1)
-            token_logprobs = logprobs.gather(-1, batch.input_ids[:, 1:, None])[..., 0]
+            with torch.no_grad():
+                logprobs = model(**batch).logits[:, :-1].float().log_softmax(-1)
+            per_token = logprobs.gather(-1, batch.input_ids[:, 1:, None])[..., 0]
             for row, start in enumerate(starts):
                 end = int(batch.attention_mask[row].sum())
-                scores.append(token_logprobs[row, start - 1 : end - 1].sum().item())
+                scores.append(per_token[row, start - 1 : end - 1].cpu())
     finally:
         tokenizer.padding_side = side
     return scores
+
+
+def continuation_logprobs(model, tokenizer, prompts: list[str], continuations: list[str], batch_size: int = 64) -> list[float]:
+    """log P(continuation | prompt) under the model, summed over the continuation's tokens, for each pair."""
+    return [t.sum().item() for t in token_logprobs(model, tokenizer, prompts, continuations, batch_size)]
 
 
 def benchmark(name: str = "tinyworld-reasoning", n_problems: int = 100, samples: int = 8, batch_size: int = 400,
