@@ -32,7 +32,7 @@ def test_bradley_terry_matches_scikit_learn(style):
     battles = simulate(TRUE, 600, seed=1, gamma=2.0, ties=0.1)
     ratings, gammas = arena.bradley_terry(battles, style=style)
     X, y, w, models = arena.design(battles, style)
-    reference = LogisticRegression(C=np.inf, fit_intercept=False, tol=1e-12, max_iter=10_000)  # no penalty
+    reference = LogisticRegression(C=1 / arena.RIDGE, fit_intercept=False, tol=1e-12, max_iter=10_000)
     reference.fit(X[:, 1:], y, sample_weight=w)
     coef = np.concatenate([[0.0], reference.coef_[0]]) * arena.SCALE
     expected = coef[: len(models)] - coef[: len(models)].mean() + arena.MEAN_RATING
@@ -91,3 +91,18 @@ def test_a_style_feature_constant_within_each_model_is_refused():
         b["emoji_a"], b["emoji_b"] = float(b["model_a"] == "alpha"), float(b["model_b"] == "alpha")
     with pytest.raises(ValueError, match="vary within"):
         arena.bradley_terry(battles, style=["emoji"])
+
+
+def test_a_model_that_wins_every_battle_gets_a_finite_rating():
+    battles = [{"model_a": "always", "model_b": m, "winner": "model_a"} for m in ("x", "y") for _ in range(20)]
+    battles += [{"model_a": "x", "model_b": "y", "winner": w} for w in ("model_a", "model_b", "model_a")]
+    ratings, _ = arena.bradley_terry(battles)
+    assert all(np.isfinite(list(ratings.values()))) and ratings["always"] > ratings["x"] > ratings["y"]
+
+
+def test_the_shipped_sample_log_reads_and_fits():
+    from utils.paths import DATA
+
+    battles = arena.read_battles(DATA / "arena" / "sample_battles.csv")
+    ratings, gammas = arena.bradley_terry(battles, style=["log_length", "decorations"])
+    assert set(ratings) == {"model-x", "model-y", "model-z"} and set(gammas) == {"log_length", "decorations"}

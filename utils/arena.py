@@ -22,6 +22,7 @@ import numpy as np
 SCALE = 400.0  # rating points per unit of log-odds, as in the lecture's formula
 MEAN_RATING = 1000.0  # ratings are only defined up to a shift: report them around this mean
 WINNERS = ("model_a", "model_b", "tie")
+RIDGE = 1e-4  # a tiny L2 penalty (log-odds units): keeps ratings finite when a model wins or loses every battle
 
 
 def read_battles(path: str | Path) -> list[dict]:
@@ -115,7 +116,7 @@ def fit_logistic(X: np.ndarray, y: np.ndarray, weights: np.ndarray, l2: float = 
 
 
 def bradley_terry(battles: Sequence[dict], style: Sequence[str] = (), scale: float = SCALE,
-                  l2: float = 0.0) -> tuple[dict[str, float], dict[str, float]]:  # fmt: skip
+                  l2: float = RIDGE) -> tuple[dict[str, float], dict[str, float]]:  # fmt: skip
     """Ratings by maximum likelihood under the lecture's formula (order-free, unlike online Elo), and with style
     features the γ of each (rating points per standard deviation of the feature difference). Ratings are
     shifted to a mean of 1000."""
