@@ -97,22 +97,20 @@ def design(battles: Sequence[dict], style: Sequence[str] = ()) -> tuple[np.ndarr
 
 
 def fit_logistic(X: np.ndarray, y: np.ndarray, weights: np.ndarray, l2: float = 0.0, steps: int = 100) -> np.ndarray:
-    """Weighted logistic regression without intercept by Newton's method. The first column is dropped (its
-    coefficient fixed at 0) so that model ratings, defined only up to a shift, are identifiable."""
-    Z = X[:, 1:]
-    if np.linalg.matrix_rank(Z) < Z.shape[1]:
+    """Weighted logistic regression without intercept (every column gets a coefficient), by Newton's method."""
+    if np.linalg.matrix_rank(X) < X.shape[1]:
         raise ValueError("the ratings are not identifiable: some models never meet the others, or a style feature "
                          "is fixed by the model (each must vary within a model's answers)")  # fmt: skip
-    theta = np.zeros(Z.shape[1])
+    theta = np.zeros(X.shape[1])
     for _ in range(steps):
-        p = 1.0 / (1.0 + np.exp(-(Z @ theta)))
-        gradient = Z.T @ (weights * (y - p)) - l2 * theta
-        hessian = (Z * (weights * p * (1 - p))[:, None]).T @ Z + l2 * np.eye(len(theta))
+        p = 1.0 / (1.0 + np.exp(-(X @ theta)))
+        gradient = X.T @ (weights * (y - p)) - l2 * theta
+        hessian = (X * (weights * p * (1 - p))[:, None]).T @ X + l2 * np.eye(len(theta))
         step = np.linalg.solve(hessian, gradient)
         theta += step
         if np.abs(step).max() < 1e-10:
             break
-    return np.concatenate([[0.0], theta])
+    return theta
 
 
 def bradley_terry(battles: Sequence[dict], style: Sequence[str] = (), scale: float = SCALE,
@@ -121,7 +119,8 @@ def bradley_terry(battles: Sequence[dict], style: Sequence[str] = (), scale: flo
     features the γ of each (rating points per standard deviation of the feature difference). Ratings are
     shifted to a mean of 1000."""
     X, y, w, models = design(battles, style)
-    theta = fit_logistic(X, y, w, l2=l2) * scale
+    # ratings are defined only up to a shift: the first model's is held at 0 (its column dropped)
+    theta = np.concatenate([[0.0], fit_logistic(X[:, 1:], y, w, l2=l2)]) * scale
     ratings = theta[: len(models)] - theta[: len(models)].mean() + MEAN_RATING
     return dict(zip(models, ratings, strict=True)), dict(zip(style, theta[len(models) :], strict=True))
 
