@@ -36,7 +36,7 @@ def test_session_loads_a_role(capsys):
 def test_interact_runs_once_at_the_starting_values_when_headless(monkeypatch):
     import ipywidgets
 
-    from utils.notebooks import HEADLESS
+    from utils.profiles import HEADLESS
     from utils.runtime import interact
 
     monkeypatch.setenv(HEADLESS, "1")

@@ -16,8 +16,7 @@ from pathlib import Path
 import nbformat
 
 from utils.paths import BUILD, HOMEWORK, LECTURES, ROOT, SOLUTIONS
-
-HEADLESS = "WORKBOOK_HEADLESS"  # set where notebooks run with nobody to move a slider (tests, `make lectures`)
+from utils.profiles import HEADLESS
 
 REPO_URL = "https://github.com/genai-workbook/genai-workbook"  # where Colab clones the workbook from
 

@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass, field
 
 ENV_VAR = "WORKBOOK_PROFILE"
+HEADLESS = "WORKBOOK_HEADLESS"  # set where notebooks run with nobody to move a slider (tests, `make lectures`)
 DEFAULT = "tiny"
 ROLES = ("chat", "reasoning", "thinking", "interp", "editing", "embedding")
 # reasoning: an instruct model to sample, verify and train with RL; thinking: one that thinks between <think> tags

@@ -9,8 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from utils.notebooks import HEADLESS
-from utils.profiles import Profile, get_profile
+from utils.profiles import HEADLESS, Profile, get_profile
 
 
 def available_cores() -> int:
