@@ -30,13 +30,21 @@ from utils.grading.hw04 import (
     check_pass_at_k,
     check_shepherd_labels,
 )
+from utils.grading.hw05 import (
+    check_add_clause,
+    check_bradley_terry_fit,
+    check_min_k_plus_plus,
+    check_style_differences,
+)
 
 __all__ = [
     "ExerciseNotDone",
     "GradingError",
     "check_ablated_logprobs",
+    "check_add_clause",
     "check_agent_study",
     "check_answer_ranks",
+    "check_bradley_terry_fit",
     "check_clipped_loss",
     "check_drop_hardest",
     "check_execute_plan",
@@ -44,6 +52,7 @@ __all__ = [
     "check_group_advantages",
     "check_length_reward",
     "check_majority_vote",
+    "check_min_k_plus_plus",
     "check_mix_replay",
     "check_pass_at_k",
     "check_reply_logprobs",
@@ -55,6 +64,7 @@ __all__ = [
     "check_shepherd_labels",
     "check_softmax_with_temperature",
     "check_study",
+    "check_style_differences",
     "check_top_p_filter",
     "check_write_policy",
 ]
