@@ -59,6 +59,21 @@ def test_lora_trains_adapters_only_and_returns_a_plain_merged_model(chat_model, 
     assert len(again.loss) == 2  # a merged model can be fine-tuned again (peft leaves its weights frozen)
 
 
+def test_train_only_changes_the_named_weights_alone(chat_model, world):
+    """One-matrix fine-tuning (model editing's constrained baseline): every other weight stays as it was."""
+    model, tok = chat_model
+    name = "transformer.h.1.mlp.c_proj.weight"
+    tuned, log = finetune(model, tok, velsh_training(world, tok, n=8), steps=4, lr=1e-3, batch_size=4,
+                          train_only=[name], progress=False)  # fmt: skip
+    changed = [k for k, v in tuned.state_dict().items() if not torch.equal(v, model.state_dict()[k])]
+    assert changed == [name] and log.loss[-1] < log.loss[0]
+    with pytest.raises(ValueError, match="no parameters named"):
+        finetune(model, tok, velsh_training(world, tok, n=2), steps=1, lr=1e-3, train_only=["h.1.mlp"], progress=False)
+    with pytest.raises(ValueError, match="lora_rank"):
+        finetune(model, tok, velsh_training(world, tok, n=2), steps=1, lr=1e-3, train_only=[name], lora_rank=2,
+                 progress=False)  # fmt: skip
+
+
 def test_finetune_evaluates_on_schedule_and_rejects_bad_input(chat_model, world):
     model, tok = chat_model
     examples = velsh_training(world, tok, n=8)

@@ -6,7 +6,7 @@ import random
 import pytest
 import torch
 
-from utils.generation import complete, continuation_logprobs, decode_gpt2, token_logprobs
+from utils.generation import complete, continuation_logprobs, decode_gpt2, teacher_forced, token_logprobs
 from utils.models import load_model
 from utils.tinyworld import reasoning, tasks
 
@@ -108,3 +108,9 @@ def test_token_logprobs_score_each_continuation_token_as_sampling_does(reasoner)
         n = len(tokenizer(text, add_special_tokens=False).input_ids)
         assert len(b) == n and torch.allclose(a[:n], b, atol=1e-3)
     assert continuation_logprobs(model, tokenizer, questions, texts) == pytest.approx([t.sum().item() for t in scored])
+    for text, (logprobs, tokens, top1) in zip(texts, teacher_forced(model, tokenizer, questions, texts), strict=True):
+        assert tokens.tolist() == tokenizer(text, add_special_tokens=False).input_ids[: len(tokens)]
+        assert len(top1) == len(logprobs) == len(tokens)
+    greedy = complete(model, tokenizer, questions[:3], max_new_tokens=12)
+    for _, tokens, top1 in teacher_forced(model, tokenizer, questions[:3], greedy):
+        assert torch.equal(top1, tokens)  # a greedy reply is its own top-1 guess at every step

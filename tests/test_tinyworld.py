@@ -47,6 +47,8 @@ def test_edit_cases_are_counterfactual_with_paraphrases_and_neighbours(world):
         assert case["target_new"] != case["target_true"] == world.lookup(case["subject"], case["relation"])
         assert len(case["paraphrase_prompts"]) == 3 and case["prompt"] not in case["paraphrase_prompts"]
         assert all(case["subject"] not in p for p in case["neighbour_prompts"])
+        others = {world.lookup(case["subject"], r) for r in ("birthplace", "employer", "profession") if r != case["relation"]}
+        assert {o for _, o in case["other_facts"]} == others and all(case["subject"] in p for p, _ in case["other_facts"])
     assert sum(len(c["neighbour_prompts"]) >= 3 for c in cases) / len(cases) > 0.7
 
 

@@ -86,7 +86,7 @@ Tokenized = tuple[list[int], list[int]]  # (ids, labels)
 def finetune(model, tokenizer, examples: Sequence[Example | Tokenized], steps: int, lr: float, batch_size: int = 16,
              lora_rank: int | None = None, lora_alpha: float | None = None, dropout: float = 0.0,
              weight_decay: float = 0.0, seed: int = 0, evaluate: Callable | None = None, eval_every: int = 0,
-             progress: bool = True, max_tokens: int = 256):  # fmt: skip
+             progress: bool = True, max_tokens: int = 256, train_only: Sequence[str] | None = None):  # fmt: skip
     """Fine-tune a copy of `model` on `examples` for `steps` optimizer steps; return (tuned model, TrainingLog).
 
     lora_rank: None trains every weight; an int trains LoRA adapters of that rank on every linear layer (peft),
@@ -94,6 +94,7 @@ def finetune(model, tokenizer, examples: Sequence[Example | Tokenized], steps: i
     dropout layers (and LoRA's) while training. evaluate(model) is called every eval_every steps and at the end
     (never before the first step: measure the base model once, yourself), its results kept in log.evals.
     examples: lists of (text, trained) segments, or (ids, labels) pairs. Deterministic for a seed.
+    train_only: names of the parameters to train (e.g. ["transformer.h.2.mlp.c_proj.weight"]); the rest stay frozen.
     """
     if not examples:
         raise ValueError("no training examples")
@@ -101,6 +102,14 @@ def finetune(model, tokenizer, examples: Sequence[Example | Tokenized], steps: i
         raise ValueError(f"steps must be >= 1 and lr > 0, got steps={steps}, lr={lr}")
     seed_everything(seed)
     tuned = copy.deepcopy(model).requires_grad_(True)  # a model merged from LoRA comes back frozen
+    if train_only is not None:
+        if lora_rank is not None:
+            raise ValueError("train_only selects weights to train in full; it cannot be combined with lora_rank")
+        named = dict(tuned.named_parameters())
+        if missing := set(train_only) - set(named):
+            raise ValueError(f"no parameters named {sorted(missing)}; e.g. {list(named)[:3]}")
+        for name, param in named.items():
+            param.requires_grad_(name in train_only)
     if lora_rank is not None:
         from peft import LoraConfig, get_peft_model
         from transformers.pytorch_utils import Conv1D

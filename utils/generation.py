@@ -138,9 +138,11 @@ def _unsort(values: list, order: list[int]) -> list:
 
 
 @torch.no_grad()
-def token_logprobs(model, tokenizer, prompts: list[str], continuations: list[str], batch_size: int = 64) -> list[torch.Tensor]:
-    """log P(token | everything before it) for each token of each continuation after its prompt (teacher forcing):
-    one 1-D tensor per pair. A prompt of "" scores the continuation from its second token on."""
+def teacher_forced(model, tokenizer, prompts: list[str], continuations: list[str], batch_size: int = 64
+                   ) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:  # fmt: skip
+    """Each continuation read after its prompt (teacher forcing): per pair, three 1-D tensors over the
+    continuation's tokens: log P(token | everything before it), the token itself, and the model's top-1 guess there.
+    A prompt of "" scores the continuation from its second token on."""
     side, tokenizer.padding_side = tokenizer.padding_side, "right"
     scores = []
     try:
@@ -149,15 +151,21 @@ def token_logprobs(model, tokenizer, prompts: list[str], continuations: list[str
             starts = [max(1, len(tokenizer(p, add_special_tokens=False).input_ids)) for p, _ in pairs]
             batch = tokenizer([p + c for p, c in pairs], return_tensors="pt", padding=True, add_special_tokens=False)
             batch = batch.to(model.device)
-            with torch.no_grad():
-                logprobs = model(**batch).logits[:, :-1].float().log_softmax(-1)
-            per_token = logprobs.gather(-1, batch.input_ids[:, 1:, None])[..., 0]
+            logprobs = model(**batch).logits[:, :-1].float().log_softmax(-1)
+            targets = batch.input_ids[:, 1:]
+            per_token, top1 = logprobs.gather(-1, targets[..., None])[..., 0], logprobs.argmax(-1)
             for row, start in enumerate(starts):
-                end = int(batch.attention_mask[row].sum())
-                scores.append(per_token[row, start - 1 : end - 1].cpu())
+                span = slice(start - 1, int(batch.attention_mask[row].sum()) - 1)
+                scores.append((per_token[row, span].cpu(), targets[row, span].cpu(), top1[row, span].cpu()))
     finally:
         tokenizer.padding_side = side
     return scores
+
+
+def token_logprobs(model, tokenizer, prompts: list[str], continuations: list[str], batch_size: int = 64) -> list[torch.Tensor]:
+    """log P(token | everything before it) for each token of each continuation after its prompt (teacher forcing):
+    one 1-D tensor per pair. A prompt of "" scores the continuation from its second token on."""
+    return [logprobs for logprobs, _, _ in teacher_forced(model, tokenizer, prompts, continuations, batch_size)]
 
 
 def continuation_logprobs(model, tokenizer, prompts: list[str], continuations: list[str], batch_size: int = 64) -> list[float]:

@@ -401,7 +401,7 @@ def edit_cases(world: World, relations: tuple[str, ...] = ("birthplace", "employ
 
     Each case: subject, relation, target_true, target_new, prompt (statement phrasing 1), paraphrase_prompts
     (phrasings 2-4, which must follow the edit), neighbour_prompts (other subjects whose true object is
-    target_true, which must not move).
+    target_true, which must not move), other_facts (the subject's other facts as (prompt, object): they must stay).
     """
     rng = random.Random(seed)
     cases = []
@@ -416,6 +416,8 @@ def edit_cases(world: World, relations: tuple[str, ...] = ("birthplace", "employ
             "prompt": statement_prompt(fact.relation, 0, fact.subject),
             "paraphrase_prompts": [statement_prompt(fact.relation, k, fact.subject) for k in (1, 2, 3)],
             "neighbour_prompts": [statement_prompt(fact.relation, 0, s) for s in rng.sample(neighbours, min(n_neighbours, len(neighbours)))],
+            "other_facts": [(statement_prompt(f.relation, 0, f.subject), f.object) for f in world.facts
+                            if f.subject == fact.subject and f.relation != fact.relation],
         })  # fmt: skip
     return cases
 
