@@ -151,12 +151,11 @@ def teacher_forced(model, tokenizer, prompts: list[str], continuations: list[str
             starts = [max(1, len(tokenizer(p, add_special_tokens=False).input_ids)) for p, _ in pairs]
             batch = tokenizer([p + c for p, c in pairs], return_tensors="pt", padding=True, add_special_tokens=False)
             batch = batch.to(model.device)
-            logprobs = model(**batch).logits[:, :-1].float().log_softmax(-1)
-            targets = batch.input_ids[:, 1:]
-            per_token, top1 = logprobs.gather(-1, targets[..., None])[..., 0], logprobs.argmax(-1)
-            for row, start in enumerate(starts):
+            logits = model(**batch).logits
+            for row, start in enumerate(starts):  # normalise only where the continuation is read
                 span = slice(start - 1, int(batch.attention_mask[row].sum()) - 1)
-                scores.append((per_token[row, span].cpu(), targets[row, span].cpu(), top1[row, span].cpu()))
+                logprobs, tokens = logits[row, span].float().log_softmax(-1), batch.input_ids[row, 1:][span]
+                scores.append((logprobs.gather(-1, tokens[:, None])[:, 0].cpu(), tokens.cpu(), logprobs.argmax(-1).cpu()))
     finally:
         tokenizer.padding_side = side
     return scores
