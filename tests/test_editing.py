@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from utils import editing
+from utils.generation import teacher_forced
 from utils.interp import mlp_out_proj, neuron_values, record_inputs
 from utils.models import load_model
 from utils.tinyworld import tasks
@@ -71,3 +72,13 @@ def test_value_shift_makes_the_new_object_likelier_and_metrics_read_it(organism,
 def test_without_edited_neighbours_drops_prompts_about_edited_subjects(cases):
     batch = [dict(cases[0], neighbour_prompts=[cases[1]["prompt"], "Nobody here is"]), cases[1]]
     assert editing.without_edited_neighbours(batch)[0]["neighbour_prompts"] == ["Nobody here is"]
+
+
+def test_new_object_nll_at_zero_shift_is_the_teacher_forced_loss(organism, cases):
+    model, tokenizer = organism
+    delta = torch.zeros(len(cases), model.config.hidden_size, requires_grad=True)
+    nll = editing.new_object_nll(model, tokenizer, cases, 2, delta, bos=tasks.BOS)
+    scores = teacher_forced(model, tokenizer, [tasks.BOS + c["prompt"] for c in cases], [" " + c["target_new"] for c in cases])
+    assert torch.isclose(nll, -torch.cat([s[0] for s in scores]).mean(), atol=1e-4)
+    nll.backward()
+    assert delta.grad.abs().sum() > 0  # the loss reaches the shift

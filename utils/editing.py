@@ -133,6 +133,50 @@ def subject_keys(model, tokenizer, cases: list[dict], layer: int, contexts: Call
     return keys[torch.arange(len(rows)), [end - 1 for _, _, end in rows]].reshape(len(cases), -1, keys.shape[-1])
 
 
+class _EditBatch:
+    """Each case's edited prompt followed by its new object, and its essence prompts, padded into one batch."""
+
+    def __init__(self, tokenizer, cases: list[dict], essence_prompts: Callable[[dict], list[str]], bos: str):
+        rows = []  # (case, token ids, subject's last token, positions predicting the object, object tokens)
+        for i, case in enumerate(cases):
+            new = tokenizer(" " + case["target_new"], add_special_tokens=False).input_ids
+            ids, _, end = encode_with_subject(tokenizer, bos + case["prompt"], case["subject"])
+            rows.append((i, ids + new, end - 1, list(range(len(ids) - 1, len(ids) + len(new) - 1)), new))
+            for text in essence_prompts(case):
+                ids, _, end = encode_with_subject(tokenizer, text, case["subject"])
+                rows.append((i, ids, end - 1, [len(ids) - 1], None))
+        self.ids = right_padded(tokenizer, [r[1] for r in rows])
+        self.case_of, self.subject_pos = torch.tensor([r[0] for r in rows]), torch.tensor([r[2] for r in rows])
+        target = [(r, p, t) for r, row in enumerate(rows) if row[4] for p, t in zip(row[3], row[4], strict=True)]
+        self.tr, self.tp, self.tt = (torch.tensor(x) for x in zip(*target, strict=True))
+        self.er = torch.tensor([r for r, row in enumerate(rows) if row[4] is None], dtype=torch.long)
+        self.ep = torch.tensor([rows[r][3][0] for r in self.er.tolist()], dtype=torch.long)
+
+    def forward(self, model, layer: int, delta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """With delta[case] added to block `layer`'s MLP output at each row's subject token: the new objects' mean
+        negative log-likelihood, and the next-token log-probabilities after the essence prompts."""
+
+        def add_delta(module, args, output):
+            output = output.clone()
+            output[torch.arange(len(self.ids)), self.subject_pos] += delta[self.case_of]
+            return output
+
+        handle = blocks(model)[layer].mlp.register_forward_hook(add_delta)
+        try:
+            hidden = model.base_model(input_ids=self.ids, attention_mask=torch.ones_like(self.ids)).last_hidden_state
+        finally:
+            handle.remove()
+        head = model.get_output_embeddings()
+        nll = -head(hidden[self.tr, self.tp]).log_softmax(-1)[torch.arange(len(self.tt)), self.tt].mean()
+        return nll, head(hidden[self.er, self.ep]).log_softmax(-1)
+
+
+def new_object_nll(model, tokenizer, cases: list[dict], layer: int, delta: torch.Tensor, bos: str = "") -> torch.Tensor:
+    """The new objects' mean negative log-likelihood after bos + the edited prompts, with delta [n cases, d_model]
+    added to block `layer`'s MLP output at each subject's last token (differentiable in delta)."""
+    return _EditBatch(tokenizer, cases, lambda case: [], bos).forward(model, layer, delta)[0]
+
+
 def value_shifts(model, tokenizer, cases: list[dict], layer: int, essence_prompts: Callable[[dict], list[str]],
                  bos: str = "", steps: int = 12, lr: float = 1.0, kl_weight: float = 0.1, weight_decay: float = 1e-3
                  ) -> torch.Tensor:  # fmt: skip
@@ -140,44 +184,18 @@ def value_shifts(model, tokenizer, cases: list[dict], layer: int, essence_prompt
     new object's negative log-likelihood after bos + the edited prompt + kl_weight * KL(distributions after
     essence_prompts(case) before || now) + weight_decay * |delta|^2, with Adam, all cases at once.
     Returns [n cases, d_model]."""
-    rows = []  # (case, token ids, subject's last token, positions predicting the object, object tokens)
-    for i, case in enumerate(cases):
-        new = tokenizer(" " + case["target_new"], add_special_tokens=False).input_ids
-        ids, _, end = encode_with_subject(tokenizer, bos + case["prompt"], case["subject"])
-        rows.append((i, ids + new, end - 1, list(range(len(ids) - 1, len(ids) + len(new) - 1)), new))
-        for text in essence_prompts(case):
-            ids, _, end = encode_with_subject(tokenizer, text, case["subject"])
-            rows.append((i, ids, end - 1, [len(ids) - 1], None))
-    ids = right_padded(tokenizer, [r[1] for r in rows])
-    case_of, subject_pos = torch.tensor([r[0] for r in rows]), torch.tensor([r[2] for r in rows])
-    target = [(r, p, t) for r, row in enumerate(rows) if row[4] for p, t in zip(row[3], row[4], strict=True)]
-    tr, tp, tt = (torch.tensor(x) for x in zip(*target, strict=True))
-    er = torch.tensor([r for r, row in enumerate(rows) if row[4] is None], dtype=torch.long)
-    ep = torch.tensor([rows[r][3][0] for r in er.tolist()], dtype=torch.long)
+    batch = _EditBatch(tokenizer, cases, essence_prompts, bos)
     delta = torch.zeros(len(cases), model.config.hidden_size, requires_grad=True)
-    optimizer = torch.optim.Adam([delta], lr=lr)
-
-    def add_delta(module, args, output):
-        output = output.clone()
-        output[torch.arange(len(rows)), subject_pos] += delta[case_of]
-        return output
-
-    handle, essence_before = blocks(model)[layer].mlp.register_forward_hook(add_delta), None
-    try:
-        for _ in range(steps):
-            hidden = model.base_model(input_ids=ids, attention_mask=torch.ones_like(ids)).last_hidden_state
-            head = model.get_output_embeddings()
-            nll = -head(hidden[tr, tp]).log_softmax(-1)[torch.arange(len(tt)), tt].mean()
-            essence = head(hidden[er, ep]).log_softmax(-1)
-            essence_before = essence.detach() if essence_before is None else essence_before  # delta = 0 at first
-            kl = (torch.nn.functional.kl_div(essence, essence_before, log_target=True, reduction="batchmean")
-                  if len(er) else torch.zeros(()))  # fmt: skip
-            loss = nll + kl_weight * kl + weight_decay * (delta**2).sum(1).mean()
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-    finally:
-        handle.remove()
+    optimizer, essence_before = torch.optim.Adam([delta], lr=lr), None
+    for _ in range(steps):
+        nll, essence = batch.forward(model, layer, delta)
+        essence_before = essence.detach() if essence_before is None else essence_before  # delta = 0 at first
+        kl = (torch.nn.functional.kl_div(essence, essence_before, log_target=True, reduction="batchmean")
+              if len(batch.er) else torch.zeros(()))  # fmt: skip
+        loss = nll + kl_weight * kl + weight_decay * (delta**2).sum(1).mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
     return delta.detach()
 
 
