@@ -36,6 +36,7 @@ from utils.grading.hw05 import (
     check_min_k_plus_plus,
     check_style_differences,
 )
+from utils.grading.hw06 import check_gated_values, check_multi_key_update, check_ngram_entropy
 
 __all__ = [
     "ExerciseNotDone",
@@ -49,11 +50,14 @@ __all__ = [
     "check_drop_hardest",
     "check_execute_plan",
     "check_fit_linear_relation",
+    "check_gated_values",
     "check_group_advantages",
     "check_length_reward",
     "check_majority_vote",
     "check_min_k_plus_plus",
     "check_mix_replay",
+    "check_multi_key_update",
+    "check_ngram_entropy",
     "check_pass_at_k",
     "check_reply_logprobs",
     "check_run_agent",
