@@ -40,8 +40,20 @@ def entropy_with_loops(text):
     return total / 2
 
 
+def entropy_in_float32(text):
+    """torch, float32 throughout, a 0-d tensor returned."""
+    words, total = text.split(), torch.zeros((), dtype=torch.float32)
+    for n, weight in ((2, 2 / 3), (3, 4 / 3)):
+        counts = Counter(tuple(words[i : i + n]) for i in range(len(words) - n + 1))
+        if counts:
+            p = torch.tensor(list(counts.values()), dtype=torch.float32)
+            p = p / p.sum()
+            total = total + weight * -(p * torch.log2(p)).sum() / 2
+    return total
+
+
 def test_ngram_entropy_accepts_other_correct_forms():
-    for fn in (hw06.ngram_entropy, entropy_with_numpy, entropy_with_loops):
+    for fn in (hw06.ngram_entropy, entropy_with_numpy, entropy_with_loops, entropy_in_float32):
         hw06.check_ngram_entropy(fn)
 
 
@@ -155,7 +167,24 @@ def test_gated_values_accepts_other_correct_forms():
 @pytest.mark.parametrize(
     "kwargs, hint",
     [({"always": True}, "near an edited key"), ({"metric": "dot"}, "Euclidean"), ({"squared": True}, "square"),
-     ({"first": True}, "NEAREST"), ({"additive": True}, "V\\[j\\] itself")],
+     ({"first": True}, "NEAREST"), ({"additive": True}, "V\\[j\\] itself"), ({"strict": True}, "<=, not <")],
 )  # fmt: skip
 def test_gated_values_rejects_plausible_mistakes(kwargs, hint):
     rejects(hw06.check_gated_values, hw06._gated_variant(**kwargs), hint)
+
+
+def test_gated_values_rejects_a_dtype_change():
+    rejects(hw06.check_gated_values, lambda X, W, K, V, r: hw06.gated_values(X, W, K, V, r).double(), "dtype")
+
+
+def test_ngram_entropy_rejects_grams_joined_without_a_separator():
+    def joined(text):
+        words, scores = text.split(), []
+        for n, weight in ((2, 2 / 3), (3, 4 / 3)):
+            counts = Counter("".join(words[i : i + n]) for i in range(len(words) - n + 1))
+            size = sum(counts.values())
+            scores.append(weight * sum(-c / size * math.log2(c / size) for c in counts.values()))
+        return sum(scores) / 2
+
+    with pytest.raises(GradingError):
+        hw06.check_ngram_entropy(joined)

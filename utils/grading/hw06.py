@@ -66,6 +66,7 @@ ENTROPY_TEXTS = [
     "x y z x y z x y z x y w",
     "Tumuki. Tumuki is a city. The city of Tumuki lies in Vel. the city of tumuki lies in vel.",
     "a b c a b d",
+    "ab c a bc ab c",  # n-grams joined without a separator would collide
     *(" ".join(random.Random(seed).choices(["Ana", "works", "as", "a", "baker.", "Baker", "in", "Lima,"], k=12 + seed))
       for seed in range(4)),  # random texts from a small vocabulary, punctuation and case kept
 ]
@@ -100,10 +101,10 @@ def check_ngram_entropy(fn: Callable) -> None:
         if math.isnan(got):
             raise GradingError(f"ngram_entropy returned NaN for {text!r}: a text without n-grams (fewer than n "
                                "words) scores 0 for that n.")  # fmt: skip
-        if math.isclose(got, want, rel_tol=1e-6, abs_tol=1e-9):
+        if math.isclose(got, want, rel_tol=1e-5, abs_tol=1e-7):
             continue
         for variant, message in ENTROPY_HINTS:
-            if math.isclose(got, variant(text), rel_tol=1e-6, abs_tol=1e-9):
+            if math.isclose(got, variant(text), rel_tol=1e-5, abs_tol=1e-7):
                 raise GradingError(f"ngram_entropy: {message}")
         raise GradingError(f"ngram_entropy({text[:50]!r}) = {got:.4f}, expected {want:.4f}.")
     print(f"✓ ngram_entropy: passed {len(ENTROPY_TEXTS)} texts (repetitions, punctuation and case, short and empty "
@@ -244,7 +245,7 @@ def gated_values(X: torch.Tensor, W: torch.Tensor, K: torch.Tensor, V: torch.Ten
 
 
 def _gated_variant(metric: str = "euclidean", first: bool = False, squared: bool = False, additive: bool = False,
-                   always: bool = False):  # fmt: skip
+                   always: bool = False, strict: bool = False):  # fmt: skip
     def variant(X, W, K, V, radius):
         if always:
             return X @ W
@@ -254,9 +255,9 @@ def _gated_variant(metric: str = "euclidean", first: bool = False, squared: bool
         else:
             distance = ((X[:, None, :] - K[None, :, :]) ** 2).sum(-1)
             distance = distance if squared else distance.sqrt()
-            within = distance <= radius
+            within = distance < radius if strict else distance <= radius
             nearest = within.float().argmax(1) if first else distance.argmin(1)
-            inside = within.any(1) if first else distance[torch.arange(len(X)), nearest] <= radius
+            inside = within.any(1) if first else within[torch.arange(len(X)), nearest]
         value = V[nearest] + (X - K[nearest]) @ W if additive else V[nearest]
         return torch.where(inside[:, None], value, X @ W)
 
@@ -299,8 +300,16 @@ def _gated_case(seed: int, n: int, d_in: int, d_out: int, m: int, dtype=torch.fl
     return tuple(x.to(dtype) for x in (X, W, K, V)) + (float(radius),)
 
 
+def _boundary_case():
+    """Integer keys and inputs at distances 2 (inside), exactly 3 (the radius: inside) and 4 (outside)."""
+    K = torch.tensor([[0.0, 0, 0], [10, 0, 0]])
+    X = torch.tensor([[0.0, 2, 0], [0, 0, 3], [10, 3, 0], [0, 0, -4], [10, 0, 0]])
+    W = torch.arange(6.0).reshape(3, 2) - 2
+    return X, W, K, torch.tensor([[7.0, -7], [5, 5]]), 3.0
+
+
 GATED_CASES = [_gated_case(0, 9, 6, 4, 3), _gated_case(1, 16, 8, 5, 4), _gated_case(2, 12, 5, 3, 1),
-               _gated_case(3, 20, 10, 6, 5, torch.float64)]  # fmt: skip
+               _gated_case(3, 20, 10, 6, 5, torch.float64), _boundary_case()]  # fmt: skip
 GATED_HINTS = [
     (same_as(_gated_variant(always=True)), "rows near an edited key must return that key's value V[j]; only the "
      "others fall back to X @ W."),
@@ -311,9 +320,15 @@ GATED_HINTS = [
      "first."),
     (same_as(_gated_variant(additive=True)), "return V[j] itself at a gated row (the value stored for that key), "
      "not V[j] plus a correction for the distance."),
+    (same_as(_gated_variant(strict=True)), "a distance equal to the radius counts as inside (<=, not <)."),
 ]  # fmt: skip
 
 
 @graded("gated_values")
 def check_gated_values(fn: Callable) -> None:
+    for args in GATED_CASES:
+        out = call(fn, args, "gated_values")
+        if isinstance(out, torch.Tensor) and out.dtype != args[0].dtype:
+            raise GradingError(f"gated_values returned {out.dtype} for {args[0].dtype} inputs; keep the inputs' dtype "
+                               "(compute distances in float64 if you like, then cast back).")  # fmt: skip
     check_function(fn, gated_values, "gated_values", GATED_CASES, GATED_HINTS, atol=1e-5, rtol=1e-4)
