@@ -221,7 +221,8 @@ def test_write_policy_accepts_correct_policies(capsys):
     passes(grading.check_write_policy, write_with_a_dict, capsys)
 
 
-@pytest.mark.parametrize(("mistake", "hint"), ref.WRITE_MISTAKES, ids=lambda x: str(x)[:30])
+@pytest.mark.parametrize(("mistake", "hint"), ref.WRITE_MISTAKES,
+                         ids=[f"{i}-{hint[:30]}" for i, (_, hint) in enumerate(ref.WRITE_MISTAKES)])  # fmt: skip
 def test_write_policy_rejects_known_mistakes(mistake, hint):
     rejects(grading.check_write_policy, mistake, hint)
 
