@@ -3,13 +3,17 @@ TransformerLens, sae-lens and peft."""
 
 import json
 import random
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 
 from utils import hooks
 from utils.models import load_model
-from utils.paths import MODELS
+from utils.paths import MODELS, ROOT
 from utils.tinyworld import card, tasks, train
 from utils.tinyworld.world import RELATIONS, generate, load_world
 
@@ -115,9 +119,20 @@ def test_training_is_deterministic(world, tmp_path):
 # --- the model card ------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def figures():
-    return {(f.name, f.block): f for f in card.measure(progress=False)}
+@pytest.fixture(scope="session")
+def card_runs():
+    """(shipped figures, fresh figures): the groups whose fingerprint differs from the card's are measured again
+    (a changed checkpoint, card code, world or library version); the others keep the card's figures."""
+    fingerprints, shipped = card.read_card()
+    stale = [group for group in card.GROUPS if fingerprints.get(group) != card.fingerprint(group)]
+    return shipped, card.measure(stale, progress=False)
+
+
+@pytest.fixture(scope="session")
+def figures(card_runs):
+    shipped, fresh = card_runs
+    measured = {f.group for f in fresh}
+    return {(f.name, f.block): f for f in [f for f in shipped if f.group not in measured] + fresh}
 
 
 def test_every_behaviour_meets_its_bar(figures):
@@ -126,13 +141,28 @@ def test_every_behaviour_meets_its_bar(figures):
     assert sum(f.passed is True for f in figures.values()) >= 20
 
 
-def test_shipped_card_matches_a_fresh_measurement(figures):
+def test_shipped_card_matches_a_fresh_measurement(card_runs, figures):
     """data/tinyworld/model_card.json (quoted by the README) is what the models measure today."""
-    shipped = {(f["name"], f["block"]): f["value"] for f in json.loads(card.CARD_FILE.read_text())}
-    assert shipped.keys() == figures.keys()
-    for (name, block), f in figures.items():
-        if "(s)" not in name:  # timings vary with the machine; other thread counts may flip a rare near-tie
-            assert shipped[name, block] == pytest.approx(f.value, abs=0.05), (name, block)
+    shipped, fresh = card_runs
+    assert {(f.name, f.block) for f in shipped} == figures.keys()
+    shipped = {(f.name, f.block): f.value for f in shipped}
+    for f in fresh:
+        if "(s)" not in f.name:  # timings vary with the machine; other thread counts may flip a rare near-tie
+            assert shipped[f.name, f.block] == pytest.approx(f.value, abs=0.05), (f.name, f.block)
+
+
+def test_card_fingerprint_covers_the_checkpoints_and_the_code_the_card_runs(tmp_path):
+    code = "import sys, utils.tinyworld.card; print(*sorted(m.__file__ for n, m in sys.modules.items() if n.startswith('utils')))"
+    imported = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    closure = {str(Path(f).relative_to(ROOT)) for f in imported.stdout.split()}
+    assert closure == {s for s in card.SOURCES if s.endswith(".py")}, "card.SOURCES must list what the card imports"
+    shutil.copytree(MODELS / "tinyworld-countdown-path", tmp_path / "tinyworld-countdown-path")
+    shutil.copytree(MODELS / "tinyworld-countdown-search", tmp_path / "tinyworld-countdown-search")
+    before = card.fingerprint("countdown", models=tmp_path)
+    assert before == card.fingerprint("countdown") != card.fingerprint("reasoning")
+    config = tmp_path / "tinyworld-countdown-search" / "config.json"
+    config.write_text(config.read_text().replace('"n_layer": 4', '"n_layer": 5'))
+    assert card.fingerprint("countdown", models=tmp_path) != before
 
 
 def test_card_measures_where_things_happen_in_every_block(figures):

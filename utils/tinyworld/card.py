@@ -9,19 +9,21 @@ Evaluation items come from seeds the training never used, with the same renderer
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import random
 import re
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import torch
 
 from utils import hooks
 from utils.generation import complete
 from utils.models import load_model
-from utils.paths import DATA, MODELS
+from utils.paths import DATA, MODELS, ROOT
 from utils.tinyworld import reasoning, tasks
 from utils.tinyworld.world import RELATIONS, World, load_world
 
@@ -35,6 +37,7 @@ class Figure:
     value: float
     bar: str  # e.g. ">= 0.95", "<= 0.05", "> 0", or "" when the figure is reported only
     block: int | None = None  # for figures measured block by block
+    group: str = ""  # the checkpoint group (GROUPS) it measures, or "files"
 
     @property
     def passed(self) -> bool | None:
@@ -414,27 +417,68 @@ def countdown_figures(n: int = 200) -> list[Figure]:
 
 CHECKPOINTS = {"chat": "tinyworld-chat", "math": "tinyworld-math", "reasoning": "tinyworld-reasoning",
                "countdown-path": "tinyworld-countdown-path", "countdown-search": "tinyworld-countdown-search"}
+GROUPS = {"chat": ("chat",), "math": ("math",), "reasoning": ("reasoning",),
+          "countdown": ("countdown-path", "countdown-search")}  # checkpoints whose figures are measured together
+CHAT_SECTIONS = (recall_figures, wording_figures, two_hop_figures, refusal_figures, json_figures, context_figures,
+                 icl_figures, calculator_figures, refusal_direction_figures, icl_vector_figures, logit_lens_figures,
+                 causal_tracing_figures)  # fmt: skip
+# Every file of the repository the figures depend on besides the checkpoints: the card's code and what it imports
+# (tests/test_tinyworld.py checks that this is the whole import closure) and the world.
+SOURCES = ("utils/__init__.py", "utils/generation.py", "utils/hooks.py", "utils/models.py", "utils/paths.py",
+           "utils/profiles.py", "utils/runtime.py", "utils/tinyworld/__init__.py", "utils/tinyworld/card.py",
+           "utils/tinyworld/reasoning.py", "utils/tinyworld/tasks.py", "utils/tinyworld/world.py",
+           "data/tinyworld/world.json")  # fmt: skip
 
 
-def measure(progress: bool = True) -> list[Figure]:
+def fingerprint(group: str, models: Path = MODELS) -> str:
+    """A hash of everything a group's figures depend on: its checkpoints' files, SOURCES, and the versions of the
+    libraries that run them. The test suite re-measures a group only when this differs from the card's."""
+    import tokenizers
+    import transformers
+
+    digest = hashlib.sha256(f"{torch.__version__} {transformers.__version__} {tokenizers.__version__}".encode())
+    paths = [ROOT / source for source in SOURCES]
+    paths += [f for key in GROUPS[group] for f in sorted((models / CHECKPOINTS[key]).iterdir())]
+    for path in paths:
+        digest.update(f"{path.name} {path.stat().st_size}".encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def measure(groups=tuple(GROUPS), progress: bool = True) -> list[Figure]:
+    """Measure the figures of the given checkpoint groups, and the size of all shipped model files."""
     world = load_world()
     figures = []
-    for name in CHECKPOINTS.values():
-        figures += speed_figures(name)
+    for group in groups:
+        for key in GROUPS[group]:
+            figures += [replace(f, group=group) for f in speed_figures(CHECKPOINTS[key])]
+        if group == "chat":
+            chat_model, chat_tok = load_model(CHECKPOINTS["chat"])
+            for section in CHAT_SECTIONS:
+                figures += [replace(f, group=group) for f in section(chat_model, chat_tok, world)]
+                if progress:
+                    print(f"  measured {section.__name__.removesuffix('_figures')}", flush=True)
+        elif group == "math":
+            figures += [replace(f, group=group) for f in arithmetic_figures(*load_model(CHECKPOINTS["math"]), world)]
+        elif group == "reasoning":
+            figures += [replace(f, group=group) for f in reasoning_figures(*load_model(CHECKPOINTS["reasoning"]))]
+        else:
+            figures += [replace(f, group=group) for f in countdown_figures()]
     total = sum(f.stat().st_size for name in CHECKPOINTS.values() for f in (MODELS / name).iterdir()) / 1e6
-    figures.append(Figure("all shipped model files (MB)", total, "<= 40"))
-    chat_model, chat_tok = load_model(CHECKPOINTS["chat"])
-    for section in (recall_figures, wording_figures, two_hop_figures, refusal_figures, json_figures, context_figures,
-                    icl_figures, calculator_figures, refusal_direction_figures, icl_vector_figures, logit_lens_figures,
-                    causal_tracing_figures):  # fmt: skip
-        figures += section(chat_model, chat_tok, world)
-        if progress:
-            print(f"  measured {section.__name__.removesuffix('_figures')}", flush=True)
-    math_model, math_tok = load_model(CHECKPOINTS["math"])
-    figures += arithmetic_figures(math_model, math_tok, world)
-    figures += reasoning_figures(*load_model(CHECKPOINTS["reasoning"]))
-    figures += countdown_figures()
-    return figures
+    return figures + [Figure("all shipped model files (MB)", total, "<= 40", group="files")]
+
+
+def read_card() -> tuple[dict[str, str], list[Figure]]:
+    """The shipped card: each group's fingerprint when it was measured, and the figures."""
+    card = json.loads(CARD_FILE.read_text())
+    figures = [Figure(**{k: v for k, v in f.items() if k != "passed"}) for f in card["figures"]]
+    return card["fingerprints"], figures
+
+
+def write_card(figures: list[Figure]) -> None:
+    card = {"fingerprints": {group: fingerprint(group) for group in GROUPS},
+            "figures": [{**f.__dict__, "passed": f.passed} for f in figures]}
+    CARD_FILE.write_text(json.dumps(card, indent=1) + "\n")
 
 
 def render(figures: list[Figure]) -> str:
@@ -465,7 +509,7 @@ def main(argv: list[str] | None = None) -> int:
     figures = measure()
     print(render(figures))
     if args.write:
-        CARD_FILE.write_text(json.dumps([{**f.__dict__, "passed": f.passed} for f in figures], indent=1) + "\n")
+        write_card(figures)
     return 0 if all(f.passed is not False for f in figures) else 1
 
 
