@@ -63,10 +63,11 @@ def cached_snapshot(home: Path, repo_id: str) -> Path:
     return repo / "snapshots" / revision
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def hf_cache(tmp_path_factory) -> Path:
     home = tmp_path_factory.mktemp("hf_home")
     for model_id in sorted(set(PROFILES["hf"].models.values())):
+        torch.manual_seed(0)  # the same stand-ins in every process, so that a notebook prints the same thing
         model, tokenizer = stand_in(model_id)
         snapshot = cached_snapshot(home, model_id)
         model.save_pretrained(snapshot)
@@ -74,17 +75,19 @@ def hf_cache(tmp_path_factory) -> Path:
     release, sae_id = PROFILES["hf"].sae["release"], PROFILES["hf"].sae["sae_id"]
     sae_info = get_pretrained_saes_directory()[release]
     folder = cached_snapshot(home, sae_info.repo_id) / sae_info.saes_map[sae_id]
+    torch.manual_seed(0)
     StandardSAE(StandardSAEConfig(d_in=32, d_sae=128)).save_model(folder)
     save_file({"sparsity": torch.full((128,), -3.0)}, folder / "sparsity.safetensors")
     return home
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: str(p.relative_to(ROOT)))
-def test_notebook_runs_in_the_hf_profile(path, hf_cache, monkeypatch, record_property):
+def test_notebook_runs_in_the_hf_profile(path, hf_cache, monkeypatch, record_property, record_notebook):
     monkeypatch.setenv("WORKBOOK_PROFILE", "hf")
     monkeypatch.setenv("HF_HOME", str(hf_cache))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     nb, seconds, error = execute(path)
     record_property("notebook", f"{path.relative_to(ROOT)} (hf profile, random stand-ins)")
+    record_notebook(f"{path.relative_to(ROOT)} (hf)", nb)
     assert error is None, str(error)[-3000:]
     assert "profile: hf" in nb.cells[1].outputs[0]["text"]

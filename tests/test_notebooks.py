@@ -68,10 +68,11 @@ def test_ruff_lints_utils_tests_and_notebooks():
 
 
 @pytest.mark.parametrize("path", STUDENTS, ids=rel)
-def test_student_notebook_fails_only_at_stubs(path, record_property):
+def test_student_notebook_fails_only_at_stubs(path, record_property, record_notebook):
     """Run a fresh student notebook end to end: every error must come from an unfinished exercise."""
     record_property("notebook", rel(path))
     nb, _, _ = notebooks.execute(path, allow_errors=True)
+    record_notebook(rel(path), nb)
     allowed = {ExerciseNotDone.__name__, NotImplementedError.__name__}
     stub_cells = 0
     for i, cell in enumerate(nb.cells):
@@ -102,6 +103,8 @@ def test_pytest_prints_a_wall_time_per_notebook():
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
     nb.metadata.kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, path)
-    result = subprocess.run([sys.executable, "-m", "pytest", str(path)], cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "pytest", "-n", "0", str(path)], cwd=ROOT, capture_output=True,
+                            text=True)  # fmt: skip
     assert result.returncode == 0, result.stdout[-2000:]
     assert "notebook wall time" in result.stdout and "tiny.ipynb" in result.stdout
+    assert "slowest 10 durations" in result.stdout

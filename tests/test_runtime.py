@@ -13,8 +13,12 @@ def test_start_prints_one_banner_with_the_profile(capsys, monkeypatch):
     assert session.device == "cpu"
 
 
-def test_threads_match_available_cores():
+def test_threads_match_available_cores_unless_fixed(monkeypatch):
+    monkeypatch.delenv(runtime.THREADS, raising=False)
     assert runtime.set_threads() == runtime.available_cores() == torch.get_num_threads()
+    monkeypatch.setenv(runtime.THREADS, "3")
+    assert runtime.set_threads() == 3 == torch.get_num_threads()
+    assert runtime.set_threads(2) == 2 == torch.get_num_threads()
 
 
 def test_seeding_makes_runs_repeatable():

@@ -11,6 +11,9 @@ import torch
 
 from utils.profiles import HEADLESS, Profile, get_profile
 
+THREADS = "WORKBOOK_THREADS"  # torch threads per process; the test suite fixes it, so that numbers never depend on
+# how many notebooks run side by side
+
 
 def available_cores() -> int:
     """CPU cores this process may use (respects affinity masks and container limits)."""
@@ -20,8 +23,9 @@ def available_cores() -> int:
 
 
 def set_threads(n: int | None = None) -> int:
-    """Give torch one thread per usable core (more threads than cores slows everything down)."""
-    n = n or available_cores()
+    """Give torch n threads: by default $WORKBOOK_THREADS, else one per usable core (more threads than cores slows
+    everything down). Sums split across threads add in another order, so the thread count can move the last digits."""
+    n = n or int(os.environ.get(THREADS) or 0) or available_cores()
     torch.set_num_threads(n)
     return n
 
