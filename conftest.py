@@ -78,7 +78,8 @@ _sanitize = configparser.ConfigParser(interpolation=None)
 _sanitize.read(ROOT / "tests" / "nbval_sanitize.cfg")
 SANITIZE = [(re.compile(section["regex"]), section["replace"]) for section in _sanitize.values() if "regex" in section]
 SANITIZE += [(re.compile(r"\bT_[0-9a-f]{5}(?=[_\s\"])"), "T_ID"),  # the random id of a styled pandas table
-             (re.compile(r"ipykernel_\d+"), "ipykernel_PID")]  # where a warning was raised
+             (re.compile(r"ipykernel_\d+"), "ipykernel_PID"),  # where a warning was raised
+             (re.compile(re.escape(str(ROOT))), "ROOT")]  # the checkout, in warnings' paths
 
 
 def outputs_text(outputs) -> str:
