@@ -29,7 +29,7 @@ from utils.runtime import available_cores, set_threads  # noqa: E402
 set_threads()
 os.environ[HEADLESS] = "1"  # nbval's kernels inherit it: sliders run once instead of waiting for a hand
 RECORD = os.environ.get("WORKBOOK_RECORD_OUTPUTS")
-MAX_WORKERS = 4  # each worker holds a notebook kernel or two of up to about 2 GB
+MAX_WORKERS = 4  # a worker and its notebook kernel: up to 2.8 GB a process seen on a 2-core run
 _notebook_seconds: dict[str, float] = defaultdict(float)
 _started = time.perf_counter()
 
