@@ -12,7 +12,11 @@ What every check gets from here, whatever it grades:
   it was (`call`, `guard_modules`);
 - an exception, an unfinished stub, a wrong return type (a dict, a generator, None) or an output the check cannot
   read becomes one readable line, never a traceback from inside the grader (`call`, `expect_list`, `graded`);
-- NaN or inf where the reference is finite gets its own message, with a per-check hint (`compare`).
+- NaN or inf where the reference is finite gets its own message, with a per-check hint (`compare`);
+- inputs drawn over the statement's whole domain by Hypothesis, the rules' edge cases given as explicit examples,
+  and on a failure the *smallest* input on which the function and the reference disagree, shown in the message
+  (`holds`, `check_property`). The draws are seeded by the check's name, so the same code gets the same verdict;
+  set the environment variable WORKBOOK_FRESH_DRAWS to draw new inputs on every run (grading a class).
 """
 
 from __future__ import annotations
@@ -20,12 +24,17 @@ from __future__ import annotations
 import copy
 import functools
 import inspect
+import os
 import types
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
 import numpy as np
 import torch
+from hypothesis import HealthCheck, Phase, Verbosity, example, given, seed, settings
+from hypothesis.errors import Flaky
+from hypothesis.strategies import SearchStrategy
 
 Hint = tuple[Callable, str]  # (predicate(out, *args) -> bool spotting a known mistake, what to tell the student)
 
@@ -372,7 +381,8 @@ def compare(out, expected: torch.Tensor, name: str, args: Sequence, hints: Itera
         raise GradingError(f"{name}: {(~finite_expected).sum().item()} entries should be infinite (or NaN); "
                            "yours are not the same ones.")  # fmt: skip
     diff = (out.double() - expected.double()).abs().max().item()
-    raise GradingError(f"{name}: values differ from the reference (largest difference {diff:.3g}).")
+    shown = f": expected {show(expected)}, returned {show(out)}" if expected.numel() <= 32 else ""
+    raise GradingError(f"{name}: values differ from the reference (largest difference {diff:.3g}){shown}.")
 
 
 def check_function(fn: Callable, reference: Callable, name: str, cases: Sequence[Sequence],
@@ -397,3 +407,133 @@ def check_function(fn: Callable, reference: Callable, name: str, cases: Sequence
             raise GradingError(f"{name}: the check could not read your output, {describe(out)} "
                                f"({type(exc).__name__}: {exc})."[:400]) from None  # fmt: skip
     print(f"✓ {name}: passed {len(cases)} checks on fixed and random inputs.")
+
+
+# --- showing inputs and outputs ----------------------------------------------------------------------------
+
+
+def show(x, limit: int = 240) -> str:
+    """A value as a student can read it: small tensors and arrays in full (4 significant digits), others described."""
+    if isinstance(x, torch.Tensor | np.ndarray):
+        if x.size == 0 if isinstance(x, np.ndarray) else x.numel() == 0:
+            text = f"{'tensor' if isinstance(x, torch.Tensor) else 'array'}([], shape={tuple(x.shape)})"
+        elif (x.size if isinstance(x, np.ndarray) else x.numel()) <= 32:
+            values = np.asarray(x.detach().cpu() if isinstance(x, torch.Tensor) else x)
+            body = np.array2string(values, precision=4, separator=", ", max_line_width=10_000).replace("\n", "")
+            text = f"{'tensor' if isinstance(x, torch.Tensor) else 'array'}({' '.join(body.split())}, dtype={x.dtype})"
+        else:
+            return describe(x)
+    elif isinstance(x, list | tuple) and x:
+        inner = ", ".join(show(item, limit) for item in x)
+        text = f"[{inner}]" if isinstance(x, list) else f"({inner}{',' if len(x) == 1 else ''})"
+    elif isinstance(x, float):
+        text = f"{x:.6g}"
+    else:
+        text = repr(x)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def show_call(name: str, reference: Callable | None, args: Sequence) -> str:
+    """`name(a=..., b=...)` with the reference's parameter names."""
+    names = _parameter_names(reference, len(args)) if reference else [""] * len(args)
+    parts = [f"{n.strip('`')}={show(a)}" if n.startswith("`") else show(a) for n, a in zip(names, args, strict=True)]
+    return f"{name}({', '.join(parts)})"
+
+
+# --- drawing inputs: property-based checks -----------------------------------------------------------------
+
+FRESH_DRAWS = "WORKBOOK_FRESH_DRAWS"  # set it to draw new inputs on every run, as when grading a class
+
+
+class _Stop(BaseException):
+    """Carries a verdict out of Hypothesis at once, without shrinking (an exercise not done yet)."""
+
+    def __init__(self, error: GradingError):
+        super().__init__(str(error))
+        self.error = error
+
+
+def holds(name: str, inputs: SearchStrategy, check_one: Callable, examples: Sequence = (), max_examples: int = 60,
+          reference: Callable | None = None) -> int:  # fmt: skip
+    """Run check_one(args) on every explicit example, then on inputs drawn from `inputs` (tuples of arguments).
+
+    check_one raises a GradingError when the student's function is wrong on args. Hypothesis then shrinks the input
+    to the smallest one that still fails, and that failure is raised with the input appended. Returns the number of
+    inputs tried. A function whose verdict changes when it is called again on the same input (it keeps state
+    between calls, e.g. a cache) is told so.
+    """
+    tried = 0
+
+    def prop(args):
+        nonlocal tried
+        tried += 1
+        try:
+            check_one(args)
+        except ExerciseNotDone as exc:
+            raise _Stop(exc) from None
+        except GradingError as exc:
+            raise GradingError(f"{exc} Smallest failing input found: {show_call(name, reference, args)}.") from None
+
+    test = given(inputs)(prop)
+    for case in reversed(list(examples)):
+        test = example(case)(test)
+    test = settings(database=None, deadline=None, max_examples=max_examples, derandomize=False, print_blob=False,
+                    suppress_health_check=list(HealthCheck), report_multiple_bugs=False, verbosity=Verbosity.quiet,
+                    phases=(Phase.explicit, Phase.generate, Phase.shrink))(test)  # fmt: skip
+    if FRESH_DRAWS not in os.environ:
+        test = seed(zlib.crc32(name.encode()))(test)
+    try:
+        test()
+    except _Stop as stop:
+        raise stop.error from None
+    except GradingError as exc:
+        raise GradingError(str(exc)) from None  # without Hypothesis' notes
+    except Flaky as exc:
+        first = next((e for e in getattr(exc, "exceptions", ()) if isinstance(e, GradingError)), None)
+        raise GradingError(f"{name} gave a different result when called again on the same input: does it keep "
+                           "state between calls (a cache, a counter, a global)? It must depend on its inputs only."
+                           + (f" First failure: {first}" if first else "")) from None  # fmt: skip
+    return tried
+
+
+TOLERANCES = {torch.float64: (1e-9, 1e-7), torch.float32: (1e-5, 1e-4), torch.float16: (1e-2, 1e-2),
+              torch.bfloat16: (2e-2, 2e-2)}  # (atol, rtol) by dtype  # fmt: skip
+
+
+def tolerance(*dtypes: torch.dtype) -> dict:
+    """atol and rtol for comparing values computed in any of these dtypes (the loosest of them)."""
+    atol, rtol = zip(*(TOLERANCES.get(d, TOLERANCES[torch.float32]) for d in dtypes), strict=True)
+    return {"atol": max(atol), "rtol": max(rtol)}
+
+
+def check_property(fn: Callable, reference: Callable, name: str, inputs: SearchStrategy, examples: Sequence = (),
+                   hints: Iterable[Hint] = (), nonfinite_hint: str | None = None, mutable: Sequence[int] = (),
+                   max_examples: int = 60, tol: dict | Callable | None = None,
+                   accept: Callable | None = None) -> None:  # fmt: skip
+    """Check a tensor-valued fn against reference on the explicit examples and on inputs drawn from `inputs`.
+
+    Every expected value is computed first, on its own copy of the input. `tol`: atol and rtol, or a function of
+    the arguments giving them (errors that grow with the inputs' magnitude); by default those of the loosest dtype
+    among the output and the reference's. `accept(out, *args)`: where the statement leaves a choice open (a value
+    at a cut, up to rounding), True for an output that makes the other choice. Prints one line on success.
+    """
+    hints = list(hints)
+
+    def one(args):
+        want = reference(*copies(args))
+        out = call(fn, args, name, mutable)
+        if accept is not None and _spots(accept, out, args):
+            return
+        given_tol = tol(*args) if callable(tol) else tol
+        if given_tol is None:
+            given_tol = tolerance(out.dtype, want.dtype) if isinstance(out, torch.Tensor) else {}
+        try:
+            compare(out, want, name, args, hints, nonfinite_hint=nonfinite_hint, **given_tol)
+        except GradingError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - an output the comparison cannot read
+            raise GradingError(f"{name}: the check could not read your output, {describe(out)} "
+                               f"({type(exc).__name__}: {exc})."[:400]) from None  # fmt: skip
+
+    tried = holds(name, inputs, one, examples, max_examples, reference)
+    print(f"✓ {name}: passed on {tried} inputs drawn over the statement's domain, edge cases included.")

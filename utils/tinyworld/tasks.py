@@ -382,13 +382,18 @@ def math_model_epoch(world: World, seed: int, n: int = 5000) -> list[Example]:
     return examples
 
 
+ANSWER = re.compile(r"\s*(-?\d+)(?=$|\s|[.,;:!?](?!\d))")  # an integer that ends there: not "52.5", not "4x"
+
+
 def parse_answer(text: str) -> int | None:
-    """The number after 'The answer is', or None."""
+    """The integer right after the last "The answer is" (the workbook's one answer parser), or None.
+
+    Spaces before it are skipped; a minus sign belongs to it; it must end the text or be followed by a space or by
+    punctuation that does not start a decimal ("42.", "42 apples" and "-3!" give 42, 42, -3; "52.5", "4x" give None).
+    """
     tail = text.rsplit("The answer is", 1)
-    if len(tail) < 2:
-        return None
-    digits = tail[1].strip().rstrip(".").split(".")[0].strip()
-    return int(digits) if digits.lstrip("-").isdigit() else None
+    found = ANSWER.match(tail[1]) if len(tail) == 2 else None
+    return int(found.group(1)) if found else None
 
 
 
