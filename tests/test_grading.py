@@ -31,6 +31,19 @@ def not_done(*args):
     raise NotImplementedError
 
 
+def memo_by_shape(fn):
+    """A cheat: computes the answer once per shape of its inputs and returns it again for other contents."""
+    cache = {}
+
+    def memo(*args):
+        key = tuple(tuple(a.shape) if isinstance(a, torch.Tensor) else type(a).__name__ for a in args)
+        if key not in cache:
+            cache[key] = fn(*args)
+        return cache[key].clone()
+
+    return memo
+
+
 # --- the machinery: copies, mutation, side effects on models, return types, messages -------------------------
 
 
@@ -283,14 +296,28 @@ def _softmax_by_hand_float64(x, t):
         (lambda x, t: x / t, "return probabilities"),
         (lambda x, t: _naive_softmax(x / t), "subtract each row's maximum"),  # NaN at 1000 and at -1000
         (lambda x, t: torch.exp(x / t) / (torch.exp(x / t).sum(-1, keepdim=True) + 1e-30), "exp() overflows"),
+        (memo_by_shape(ref.softmax_with_temperature), ""),
+        (lambda x, t: torch.softmax(x / t, dim=-1) if t <= 1 else torch.softmax(x, dim=-1), "no effect"),  # T > 1 only
+        (lambda x, t: torch.softmax(x[..., :1].expand_as(x) / t, dim=-1), ""),  # reads the first logit only
     ],
 )
 def test_softmax_with_temperature_hints(wrong, hint):
     rejects(grading.check_softmax_with_temperature, wrong, hint)
 
 
-def test_softmax_with_temperature_accepts_other_correct_implementations(capsys):
-    passes(grading.check_softmax_with_temperature, _softmax_by_hand_float64, capsys)
+def _softmax_numpy(x, t):
+    z = x.numpy().astype(np.float64) / t
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return torch.from_numpy(e / e.sum(axis=-1, keepdims=True)).to(x.dtype)
+
+
+def _softmax_log_domain_float32(x, t):
+    return (x / t - torch.logsumexp(x / t, dim=-1, keepdim=True)).exp()
+
+
+@pytest.mark.parametrize("right", [_softmax_by_hand_float64, _softmax_numpy, _softmax_log_domain_float32])
+def test_softmax_with_temperature_accepts_other_correct_implementations(right, capsys):
+    passes(grading.check_softmax_with_temperature, right, capsys)
 
 
 def _in_place_top_p(logits, p):
@@ -358,13 +385,24 @@ def _top_p_numpy_loop(logits, p):
         (_naive_top_p, "exp() overflows"),
         (_in_place_top_p, "in place"),
         (_top_p_along_dim_1, ""),
+        (memo_by_shape(ref.top_p_filter), ""),
+        (lambda x, p: x.masked_fill(x < x.amax(-1, keepdim=True), float("-inf")), ""),  # greedy: the top token only
     ],
 )
 def test_top_p_filter_hints(wrong, hint):
     rejects(grading.check_top_p_filter, wrong, hint)
 
 
-@pytest.mark.parametrize("right", [_top_p_pairwise, _top_p_numpy_loop])
+def _top_p_float64_cumsum(logits, p):
+    """The reference's algorithm with probabilities in float64: rounding differs at an exact cut."""
+    probs = torch.softmax(logits.double(), dim=-1)
+    sorted_probs = probs.sort(dim=-1, descending=True).values
+    kept = sorted_probs.cumsum(dim=-1) - sorted_probs < p
+    threshold = sorted_probs.masked_fill(~kept, float("inf")).amin(dim=-1, keepdim=True)
+    return logits.masked_fill(probs < threshold, float("-inf"))
+
+
+@pytest.mark.parametrize("right", [_top_p_pairwise, _top_p_numpy_loop, _top_p_float64_cumsum])
 def test_top_p_filter_accepts_other_correct_implementations(right, capsys):
     passes(grading.check_top_p_filter, right, capsys)
 
@@ -397,14 +435,29 @@ def _shifts_in_place(logits, tokens):
         (lambda lg, t: (lg[:, :-1] - lg[:, :-1].exp().sum(-1, keepdim=True).log()).gather(-1, t[:, 1:, None])
          .squeeze(-1).sum(-1), "log-sum-exp"),
         (_shifts_in_place, "in place"),
+        (memo_by_shape(ref.sequence_logprob), ""),
+        (lambda lg, t: ref.sequence_logprob(lg[:1].expand_as(lg), t), ""),  # the first sequence's logits for all
     ],
 )  # fmt: skip
 def test_sequence_logprob_hints(wrong, hint):
     rejects(grading.check_sequence_logprob, wrong, hint)
 
 
-def test_sequence_logprob_accepts_other_correct_implementations(capsys):
-    passes(grading.check_sequence_logprob, _logprob_loops, capsys)
+def _logprob_logsumexp(logits, tokens):
+    picked = logits[:, :-1].gather(-1, tokens[:, 1:, None]).squeeze(-1)
+    return (picked - torch.logsumexp(logits[:, :-1], dim=-1)).sum(-1)
+
+
+def _logprob_numpy(logits, tokens):
+    z = logits.numpy().astype(np.float64)[:, :-1]
+    log_z = z.max(-1) + np.log(np.exp(z - z.max(-1, keepdims=True)).sum(-1))
+    picked = np.take_along_axis(z, tokens.numpy()[:, 1:, None], -1)[..., 0]
+    return torch.from_numpy((picked - log_z).sum(-1))
+
+
+@pytest.mark.parametrize("right", [_logprob_loops, _logprob_logsumexp, _logprob_numpy])
+def test_sequence_logprob_accepts_other_correct_implementations(right, capsys):
+    passes(grading.check_sequence_logprob, right, capsys)
 
 
 def test_messages_about_a_model_or_a_multi_line_error_stay_on_one_line():
@@ -416,3 +469,64 @@ def test_messages_about_a_model_or_a_multi_line_error_stay_on_one_line():
     with pytest.raises(GradingError) as info:
         core.call(fails, (model, torch.ones(2)), "forward")
     assert "\n" not in str(info.value) and "torch module (Sequential)" in str(info.value)
+
+
+# --- property-based checks: shrinking, seeding, state between calls -----------------------------------------
+
+from hypothesis import strategies as st  # noqa: E402
+
+INTS = st.lists(st.integers(-50, 50), max_size=8).map(lambda xs: (xs,))
+
+
+def _sum_check(fn):
+    def one(args):
+        want, out = sum(args[0]), core.call(fn, args, "total")
+        if out != want:
+            raise GradingError(f"total returned {out}, expected {want}.")
+
+    return core.holds("total", INTS, one, reference=sum)
+
+
+def test_a_failure_is_reported_on_the_smallest_input():
+    error = rejects(_sum_check, lambda xs: sum(x for x in xs if x < 7), "Smallest failing input found")
+    assert str(error).endswith("total(iterable=[7]).")  # shrunk to one element, at the cut
+
+
+def test_an_unfinished_exercise_stops_at_the_first_call():
+    calls = []
+
+    def stub(xs):
+        calls.append(xs)
+        raise NotImplementedError
+
+    with pytest.raises(ExerciseNotDone):
+        _sum_check(stub)
+    assert len(calls) == 1
+
+
+def test_a_function_that_keeps_state_between_calls_is_told_so():
+    seen = []
+
+    def stateful(xs):
+        seen.append(1)
+        return sum(xs) + (len(seen) == 4)  # wrong once: the same input passes when tried again
+
+    rejects(_sum_check, stateful, "keep state between calls")
+
+
+def test_draws_are_the_same_every_run_unless_fresh_draws_are_asked_for(monkeypatch):
+    def drawn():
+        seen = []
+        core.holds("draws", INTS, lambda args: seen.append(list(args[0])), max_examples=20)
+        return seen
+
+    assert drawn() == drawn()
+    monkeypatch.setenv(core.FRESH_DRAWS, "1")
+    assert drawn() != drawn()
+
+
+def test_show_prints_small_values_in_full_and_describes_large_ones():
+    assert core.show(torch.tensor([1.0, 2.5])) == "tensor([1. , 2.5], dtype=torch.float32)"
+    assert "shape (40,)" in core.show(torch.zeros(40))
+    assert core.show_call("f", lambda xs, k: None, ([1, 2], 0.5)) == "f(xs=[1, 2], k=0.5)"
+    assert core.tolerance(torch.float64, torch.float32) == core.tolerance(torch.float32)

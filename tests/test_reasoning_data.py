@@ -5,6 +5,8 @@ import random
 from collections import Counter
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from utils.tinyworld import reasoning as R
 from utils.tinyworld.tasks import parse_answer
@@ -122,3 +124,17 @@ def test_countdown_training_sets_share_problems_and_leave_out_the_held_out_ones(
     assert not any(q in text for q in held_out for text in trained)
     with pytest.raises(ValueError):
         R.countdown_model_epoch(None, 0, "bfs")
+
+
+@pytest.mark.parametrize(("text", "answer"), [
+    ("The answer is 42.", 42), ("The answer is 42 apples", 42), ("The answer is -3!", -3), ("The answer is  7", 7),
+    ("The answer is 1. wait, The answer is 8.", 8), ("The answer is 52.5.", None), ("The answer is 4x", None),
+    ("The answer is 42,000", None), ("The answer is", None), ("no answer here", None), ("The answer is -", None),
+])  # fmt: skip
+def test_the_one_answer_parser_reads_the_integer_after_the_last_marker(text, answer):
+    assert parse_answer(text) == answer
+
+
+@given(st.integers(-10**6, 10**6), st.text(max_size=20), st.sampled_from(["", ".", " and more", "!", "\n"]))
+def test_an_integer_that_ends_where_it_ends_is_read_back(number, before, after):
+    assert parse_answer(f"{before}The answer is {number}{after}") == number
