@@ -6,44 +6,12 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 import torch
+from grading_helpers import memo, not_done, passes, rejects
 from hypothesis import strategies as st
 
 from utils import grading
 from utils.grading import ExerciseNotDone, GradingError, core
 from utils.grading import hw00 as ref
-
-
-def passes(check, fn, capsys):
-    check(fn)
-    assert "✓" in capsys.readouterr().out
-
-
-def rejects(check, fn, *fragments):
-    with pytest.raises(GradingError) as info:
-        check(fn)
-    message = str(info.value)
-    for fragment in fragments:
-        assert fragment in message, f"expected {fragment!r} in {message!r}"
-    assert "\n" not in message and "Traceback" not in message
-    return info.value
-
-
-def not_done(*args):
-    raise NotImplementedError
-
-
-def memo_by_shape(fn):
-    """A cheat: computes the answer once per shape of its inputs and returns it again for other contents."""
-    cache = {}
-
-    def memo(*args):
-        key = tuple(tuple(a.shape) if isinstance(a, torch.Tensor) else type(a).__name__ for a in args)
-        if key not in cache:
-            cache[key] = fn(*args)
-        return cache[key].clone()
-
-    return memo
-
 
 # --- the machinery: copies, mutation, side effects on models, return types, messages -------------------------
 
@@ -266,8 +234,9 @@ def test_constant_output_never_passes():
 
 
 def test_message_renders_without_traceback_in_ipython():
-    error = rejects(grading.check_softmax_with_temperature, lambda x, t: torch.softmax(x, -1))
-    lines = error._render_traceback_()
+    with pytest.raises(GradingError) as info:
+        grading.check_softmax_with_temperature(lambda x, t: torch.softmax(x, -1))
+    lines = info.value._render_traceback_()
     assert len(lines) == 1 and "divide the logits by it" in lines[0] and "Traceback" not in lines[0]
 
 
@@ -294,7 +263,7 @@ def _softmax_by_hand_float64(x, t):
         (lambda x, t: x / t, "return probabilities"),
         (lambda x, t: _naive_softmax(x / t), "subtract each row's maximum"),  # NaN at 1000 and at -1000
         (lambda x, t: torch.exp(x / t) / (torch.exp(x / t).sum(-1, keepdim=True) + 1e-30), "exp() overflows"),
-        (memo_by_shape(ref.softmax_with_temperature), ""),
+        (memo(ref.softmax_with_temperature), ""),
         (lambda x, t: torch.softmax(x / t, dim=-1) if t <= 1 else torch.softmax(x, dim=-1), "no effect"),  # T > 1 only
         (lambda x, t: torch.softmax(x[..., :1].expand_as(x) / t, dim=-1), ""),  # reads the first logit only
     ],
@@ -383,7 +352,7 @@ def _top_p_numpy_loop(logits, p):
         (_naive_top_p, "exp() overflows"),
         (_in_place_top_p, "in place"),
         (_top_p_along_dim_1, ""),
-        (memo_by_shape(ref.top_p_filter), ""),
+        (memo(ref.top_p_filter), ""),
         (lambda x, p: x.masked_fill(x < x.amax(-1, keepdim=True), float("-inf")), ""),  # greedy: the top token only
     ],
 )
@@ -433,7 +402,7 @@ def _shifts_in_place(logits, tokens):
         (lambda lg, t: (lg[:, :-1] - lg[:, :-1].exp().sum(-1, keepdim=True).log()).gather(-1, t[:, 1:, None])
          .squeeze(-1).sum(-1), "log-sum-exp"),
         (_shifts_in_place, "in place"),
-        (memo_by_shape(ref.sequence_logprob), ""),
+        (memo(ref.sequence_logprob), ""),
         (lambda lg, t: ref.sequence_logprob(lg[:1].expand_as(lg), t), ""),  # the first sequence's logits for all
     ],
 )  # fmt: skip
@@ -526,3 +495,58 @@ def test_show_prints_small_values_in_full_and_describes_large_ones():
     assert "shape (40,)" in core.show(torch.zeros(40))
     assert core.show_call("f", lambda xs, k: None, ([1, 2], 0.5)) == "f(xs=[1, 2], k=0.5)"
     assert core.tolerance(torch.float64, torch.float32) == core.tolerance(torch.float32)
+
+
+def test_a_patched_forward_is_reported_and_put_back():
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.ReLU())
+    original = model[0].forward
+
+    def patches(m):
+        m[0].forward = lambda x: x * 0
+        return m(torch.ones(2))
+
+    with pytest.raises(GradingError, match="replaced `forward` on `0`"):
+        core.call(patches, (model,), "forward")
+    assert "forward" not in vars(model[0]) and model[0].forward == original
+
+
+def test_hooks_transformers_installs_itself_are_neither_reported_nor_removed():
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=8, n_head=2, vocab_size=11, n_positions=8)).eval()
+    ids = torch.tensor([[1, 2, 3]])
+    out = core.call(lambda m, x: m(x, output_hidden_states=True).hidden_states[-1], (model, ids), "hidden")
+    assert out.shape == (1, 3, 8)
+    assert model(ids, output_hidden_states=True).hidden_states[-1].shape == (1, 3, 8)  # still there, not doubled
+    assert len(model(ids, output_hidden_states=True).hidden_states) == 2
+
+
+def test_a_swapped_submodule_or_a_class_forward_is_put_back():
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.ReLU())
+    first = model[0]
+
+    def swaps(m):
+        m[0] = torch.nn.Identity()
+        return m(torch.ones(2))
+
+    with pytest.raises(GradingError, match="submodules of `Sequential`"):
+        core.call(swaps, (model,), "forward")
+    assert model[0] is first
+
+    class Doubler(torch.nn.Module):
+        def forward(self, x):
+            return 2 * x
+
+    doubler, original = Doubler(), Doubler.forward
+    with pytest.raises(GradingError, match="`Doubler.forward`"):
+        core.call(lambda m: setattr(Doubler, "forward", lambda self, x: x) or m(torch.ones(1)), (doubler,), "f")
+    assert Doubler.forward is original
+
+
+def test_a_mistake_is_named_only_where_the_probes_confirm_it():
+    mistakes = [(lambda x: x * 0, "returns zeros"), (lambda x: x - x.mean(), "centres")]
+    close = lambda got, wrong, args: torch.equal(got, wrong)  # noqa: E731
+    args, probe = (torch.ones(2),), (torch.tensor([1.0, 3.0]),)  # both mistakes give [0, 0] on ones; not on the probe
+    assert core.confirmed(lambda x: x * 0, "f", mistakes, torch.zeros(2), args, [probe], close) == ["returns zeros"]
+    assert core.confirmed(lambda x: x - x.mean(), "f", mistakes, torch.zeros(2), args, [probe], close) == ["centres"]
+    assert core.confirmed(lambda x: 1 / 0, "f", mistakes, torch.zeros(2), args, [probe], close) == []

@@ -1,36 +1,20 @@
 """Homework 02 graders accept correct implementations written in other ways and reject plausible wrong ones with
-the targeted hint: a wrong algorithm, a side effect (a hook left on the model, weights or inputs changed), a wrong
-return type, an unstable log-probability, a study that measures on what it fitted."""
+the targeted hint: a wrong algorithm, an edge case of the statement's rules (ties, one example, padding that is also
+a real token), a cache keyed on the inputs' shapes, an unstable log-probability, a side effect (a hook or a
+replaced method left on the model, weights or inputs changed), a wrong return type, a study that measures on what
+it fitted."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
+from grading_helpers import memo, not_done, passes, rejects
 
 from utils import grading
-from utils.grading import ExerciseNotDone, GradingError
+from utils.grading import ExerciseNotDone
 from utils.grading import hw02 as ref
 from utils.hooks import blocks, final_norm, residual_stream
 from utils.interp import edit_input, mlp_out_proj
-
-
-def passes(check, fn, capsys):
-    check(fn)
-    assert "✓" in capsys.readouterr().out
-
-
-def rejects(check, fn, *fragments):
-    with pytest.raises(GradingError) as info:
-        check(fn)
-    message = str(info.value)
-    for fragment in fragments:
-        assert fragment in message, f"expected {fragment!r} in {message!r}"
-    assert "Traceback" not in message and len(info.value._render_traceback_()) == 1
-    return message
-
-
-def not_done(*args):
-    raise NotImplementedError
-
 
 CHECKS = [
     (grading.check_answer_ranks, ref.answer_ranks),
@@ -52,6 +36,11 @@ def test_generic_failures_are_explained(check, reference, capsys):
     rejects(check, lambda *a: torch.zeros(7))
 
 
+@pytest.mark.parametrize(("check", "reference"), CHECKS, ids=lambda x: getattr(x, "__name__", ""))
+def test_a_cache_keyed_on_shapes_fails(check, reference):
+    rejects(check, memo(reference))
+
+
 # --- Exercise 1: answer ranks under the logit lens ---------------------------------------------------------
 
 
@@ -67,7 +56,7 @@ def ranks_in_loops(hidden_states, norm, unembedding, answer_ids, position):
 
 
 def ranks_by_counting_ties(hidden_states, norm, unembedding, answer_ids, position):
-    """Correct: sort, then move the answer in front of the tokens tied with it."""
+    """Correct: count >=, then take back the tokens tied with the answer (the answer among them)."""
     states = torch.stack([norm(h[:, position]) for h in hidden_states[:-1]] + [hidden_states[-1][:, position]])
     logits = states @ unembedding.T
     answer = logits.gather(-1, answer_ids.expand(len(states), -1)[..., None])
@@ -81,7 +70,16 @@ def ranks_from_float32_log_softmax(hidden_states, norm, unembedding, answer_ids,
     return (logprobs > answer).sum(-1) + 1
 
 
-@pytest.mark.parametrize("correct", [ranks_in_loops, ranks_by_counting_ties, ranks_from_float32_log_softmax])
+def ranks_in_numpy_int32(hidden_states, norm, unembedding, answer_ids, position):
+    """Correct: the whole stream normalised first, then numpy in float64; int32 ranks."""
+    normed = [norm(h).detach().numpy() for h in hidden_states[:-1]] + [hidden_states[-1].numpy()]
+    logits = np.stack([h[:, position] for h in normed]).astype(np.float64) @ unembedding.numpy().astype(np.float64).T
+    answer = np.take_along_axis(logits, np.broadcast_to(answer_ids.numpy(), logits.shape[:2])[..., None], -1)
+    return torch.from_numpy((logits > answer).sum(-1).astype(np.int32) + 1)
+
+
+@pytest.mark.parametrize("correct", [ranks_in_loops, ranks_by_counting_ties, ranks_from_float32_log_softmax,
+                                     ranks_in_numpy_int32])  # fmt: skip
 def test_answer_ranks_accepts_other_correct_implementations(correct, capsys):
     passes(grading.check_answer_ranks, correct, capsys)
 
@@ -89,6 +87,10 @@ def test_answer_ranks_accepts_other_correct_implementations(correct, capsys):
 def _in_place_norm(hs, norm, U, answers, position):
     hs[0][:] = norm(hs[0])  # normalises an input tensor in place
     return ref.answer_ranks(hs, norm, U, answers, position)
+
+
+def _ranks_of_the_first_prompt(hs, norm, U, answers, position):  # ignores every answer but the first
+    return ref.answer_ranks(hs, norm, U, answers[:1].expand_as(answers), position)
 
 
 @pytest.mark.parametrize(
@@ -99,11 +101,15 @@ def _in_place_norm(hs, norm, U, answers, position):
         (ref._ranks_variant(last_position=True), "at `position`"),
         (lambda *a: ref.answer_ranks(*a) - 1, "ranks start at 1"),
         (ref._ranks_variant(argsort=True), "strictly larger logit"),
+        (ref._ranks_variant(ties_count=True), "not those with a larger or equal one"),
         (ref._ranks_variant(probabilities=True), "not probabilities"),
         (lambda *a: ref.answer_ranks(*a).float(), "dtype"),
         (lambda *a: ref.answer_ranks(*a).T, "shape"),
         (lambda *a: ref.answer_ranks(*a).tolist(), "torch.Tensor"),
         (_in_place_norm, "in place"),
+        (lambda hs, norm, U, a, p: torch.ones(len(hs), len(a), dtype=torch.long), "values differ"),  # a constant
+        (_ranks_of_the_first_prompt, "values differ"),
+        (memo(ref.answer_ranks), "Smallest failing input"),
     ],
 )
 def test_answer_ranks_hints(wrong, hint):
@@ -127,7 +133,18 @@ def sae_in_float64(x, W_enc, b_enc, W_dec, b_dec, lam):
     return (err + lam * (f.abs() * W_dec.double().norm(dim=-1)).sum(-1).mean()).float()
 
 
-@pytest.mark.parametrize("correct", [sae_with_einsum, sae_in_float64])
+def sae_token_by_token(x, W_enc, b_enc, W_dec, b_dec, lam):
+    """Correct: a loop over tokens, the decoder norms as sqrt of sums of squares, the mean as a sum / count."""
+    norms = (W_dec**2).sum(1).sqrt()
+    total, count = 0.0, 0
+    for token in x.reshape(-1, x.shape[-1]):
+        f = torch.nn.functional.relu((token - b_dec) @ W_enc + b_enc)
+        total = total + ((token - (f @ W_dec + b_dec)) ** 2).sum() + lam * (f * norms).sum()
+        count += 1
+    return total / count
+
+
+@pytest.mark.parametrize("correct", [sae_with_einsum, sae_in_float64, sae_token_by_token])
 def test_sae_objective_accepts_other_correct_implementations(correct, capsys):
     passes(grading.check_sae_objective, correct, capsys)
 
@@ -135,6 +152,11 @@ def test_sae_objective_accepts_other_correct_implementations(correct, capsys):
 def _in_place_centring(x, W_enc, b_enc, W_dec, b_dec, lam):
     x -= b_dec
     return ref.sae_objective(x + b_dec, W_enc, b_enc, W_dec, b_dec, lam)
+
+
+def _in_half_precision(x, *params_and_lam):
+    *params, lam = params_and_lam
+    return ref.sae_objective(x.half().float(), *(p.half().float() for p in params), lam).to(x.dtype)
 
 
 @pytest.mark.parametrize(
@@ -152,6 +174,10 @@ def _in_place_centring(x, W_enc, b_enc, W_dec, b_dec, lam):
         (lambda *a: ref.sae_objective(*a).detach(), "does not carry gradients"),
         (lambda x, We, be, Wd, bd, lam: ref.sae_objective(x, We, be, Wd.detach(), bd, lam), "gradient with respect to W_dec"),
         (_in_place_centring, "in place"),
+        (lambda x, We, be, Wd, bd, lam: ref.sae_objective(x, We, be, Wd, bd, 1.0), "values differ"),  # lam ignored
+        (lambda *a: (a[0].sum() * 0 + 1.0), "values differ"),  # a constant
+        (_in_half_precision, "values differ"),
+        (memo(ref.sae_objective), "Smallest failing input"),
     ],
 )
 def test_sae_objective_hints(wrong, hint):
@@ -164,8 +190,8 @@ def test_sae_objective_hints(wrong, hint):
 def ridge_by_lstsq(X, Y, ridge):
     """Correct: least squares on the centred data stacked on sqrt(ridge) * I, in float32."""
     mx, my = X.mean(0), Y.mean(0)
-    A = torch.cat([X - mx, ridge**0.5 * torch.eye(X.shape[1])])
-    B = torch.cat([Y - my, torch.zeros(X.shape[1], Y.shape[1])])
+    A = torch.cat([X - mx, ridge**0.5 * torch.eye(X.shape[1], dtype=X.dtype)])
+    B = torch.cat([Y - my, torch.zeros(X.shape[1], Y.shape[1], dtype=Y.dtype)])
     W = torch.linalg.lstsq(A, B, driver="gelsd").solution.T
     return W, my - mx @ W.T
 
@@ -179,7 +205,19 @@ def ridge_with_unpenalised_ones_column(X, Y, ridge):
     return torch.tensor(theta[:-1].T), torch.tensor(theta[-1])
 
 
-@pytest.mark.parametrize("correct", [ridge_by_lstsq, ridge_with_unpenalised_ones_column])
+def ridge_by_the_kernel_trick(X, Y, ridge):
+    """Correct: W^T = Xc^T (Xc Xc^T + ridge I)^-1 Yc when ridge > 0 (the n x n system), the normal equations in
+    float32 with an explicit inverse otherwise."""
+    Xc, Yc = X - X.mean(0), Y - Y.mean(0)
+    if ridge > 0:
+        W = (Xc.T @ torch.linalg.solve(Xc @ Xc.T + ridge * torch.eye(len(X), dtype=X.dtype), Yc)).T
+    else:
+        W = (torch.linalg.inv(Xc.T @ Xc) @ Xc.T @ Yc).T
+    return W, Y.mean(0) - W @ X.mean(0)
+
+
+@pytest.mark.parametrize("correct", [ridge_by_lstsq, ridge_with_unpenalised_ones_column, ridge_by_the_kernel_trick,
+                                     ref.fit_linear_relation])  # fmt: skip
 def test_fit_linear_relation_accepts_other_correct_implementations(correct, capsys):
     passes(grading.check_fit_linear_relation, correct, capsys)
 
@@ -187,6 +225,12 @@ def test_fit_linear_relation_accepts_other_correct_implementations(correct, caps
 def _in_place_centring_X(X, Y, ridge):
     X -= X.mean(0)
     return ref.fit_linear_relation(X, Y, ridge)
+
+
+def _centres_Y_only(X, Y, ridge):
+    Xd, Yd = X.double(), Y.double()
+    W = torch.linalg.solve(Xd.T @ Xd + ridge * torch.eye(X.shape[1], dtype=torch.double), Xd.T @ (Yd - Yd.mean(0))).T
+    return W.to(X.dtype), (Yd.mean(0) - W @ Xd.mean(0)).to(X.dtype)
 
 
 @pytest.mark.parametrize(
@@ -202,6 +246,10 @@ def _in_place_centring_X(X, Y, ridge):
         (lambda X, Y, r: (ref.fit_linear_relation(X, Y, r)[0], 0.0), "b should be a torch.Tensor"),
         (lambda X, Y, r: (ref.fit_linear_relation(X, Y, r)[0], ref.fit_linear_relation(X, Y, r)[1] + 0.1), "(b)"),
         (_in_place_centring_X, "in place"),
+        (_centres_Y_only, "(W)"),
+        (lambda X, Y, r: ref.fit_linear_relation(X, Y, 0.0 if len(X) > X.shape[1] else r), "add ridge * I"),  # only when needed
+        (lambda X, Y, r: (torch.zeros(Y.shape[1], X.shape[1]), torch.zeros(Y.shape[1])), "values differ"),  # a constant
+        (memo(ref.fit_linear_relation), "Smallest failing input"),
     ],
 )
 def test_fit_linear_relation_hints(wrong, hint):
@@ -209,8 +257,6 @@ def test_fit_linear_relation_hints(wrong, hint):
 
 
 def test_transposed_W_is_named_when_square():
-    X, Y, r = ref._relation_case(20, 40, 8, 8, 5.0)
-
     def transposed_only_when_square(X, Y, r):
         W, b = ref.fit_linear_relation(X, Y, r)
         return (W.T if W.shape[0] == W.shape[1] else W), b
@@ -257,7 +303,24 @@ def ablate_prompt_by_prompt(model, layer, neurons, values, input_ids, attention_
     return torch.stack(out)
 
 
-@pytest.mark.parametrize("correct", [ablate_with_manual_hook, ablate_prompt_by_prompt])
+@torch.no_grad()
+def ablate_reading_hidden_states(model, layer, neurons, values, input_ids, attention_mask, answer_ids, where):
+    """Correct: the logits decoded from the last hidden state (transformers registers its own hooks for that the
+    first time), the neurons set through index_put on a copy."""
+
+    def replace(acts):
+        ablated = acts.clone()
+        ablated[..., neurons] = values.to(acts.dtype)
+        return torch.where(where[..., None], ablated, acts)
+
+    with edit_input(mlp_out_proj(model, layer), replace):
+        hidden = model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True,
+                       position_ids=(attention_mask.cumsum(-1) - 1).clamp_min(0)).hidden_states[-1]  # fmt: skip
+    logits = model.get_output_embeddings()(hidden[:, -1])
+    return torch.log_softmax(logits.double(), -1).gather(-1, answer_ids[:, None])[:, 0]
+
+
+@pytest.mark.parametrize("correct", [ablate_with_manual_hook, ablate_prompt_by_prompt, ablate_reading_hidden_states])
 def test_ablated_logprobs_accepts_other_correct_implementations(correct, capsys):
     passes(grading.check_ablated_logprobs, correct, capsys)
 
@@ -283,6 +346,22 @@ def _hook_left_behind(model, layer, neurons, values, ids, mask, answers, where):
 
     mlp_out_proj(model, layer).register_forward_pre_hook(hook)  # never removed
     return model(input_ids=ids, attention_mask=mask).logits[:, -1].log_softmax(-1).gather(1, answers[:, None])[:, 0]
+
+
+@torch.no_grad()
+def _forward_replaced(model, layer, neurons, values, ids, mask, answers, where):
+    """Ablation by replacing the down projection's forward, never put back."""
+    proj = mlp_out_proj(model, layer)
+    original = type(proj).forward.__get__(proj)
+
+    def forward(acts):
+        acts = acts.clone()
+        acts[..., neurons] = torch.where(where[..., None], values.to(acts.dtype), acts[..., neurons])
+        return original(acts)
+
+    proj.forward = forward
+    logits = model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp_min(0)).logits[:, -1]
+    return logits.log_softmax(-1).gather(1, answers[:, None])[:, 0]
 
 
 @torch.no_grad()
@@ -313,7 +392,8 @@ def _train_mode(model, *args):
         (ref._ablation_variant(zero=True), "not to zero"),
         (ref._ablation_variant(where="all"), "only where `where` is True"),
         (ref._ablation_variant(where="last"), "not only the last"),
-        (ref._ablation_variant(mask=False), "pass the attention_mask"),
+        (ref._ablation_variant(mask="none"), "pass the attention_mask"),
+        (ref._ablation_variant(mask="from ids"), "use the attention_mask you are given"),
         (ref._ablation_variant(positions=False), "position_ids"),
         (ref._ablation_variant(read=0), "last position (-1)"),
         (ref._ablation_variant(probs=True), "not probabilities"),
@@ -321,11 +401,14 @@ def _train_mode(model, *args):
         (ref._ablation_variant(shift=-1), "not of the block before"),
         (_log_of_softmax, "log_softmax"),
         (_hook_left_behind, "left a hook"),
+        (_forward_replaced, "replaced `forward` on `transformer.h.1.mlp.c_proj`"),
         (_zeroed_weights, "changed the model's weights"),
         (_sorts_neurons, "in place"),
         (_train_mode, "training mode"),
         (lambda *a: ref.ablated_logprobs(*a).tolist(), "torch.Tensor"),
         (lambda *a: ref.ablated_logprobs(*a)[None], "shape"),
+        (lambda model, *a: torch.full((len(a[-2]),), -4.0), "values differ"),  # a constant
+        (memo(ref.ablated_logprobs), "Smallest failing input"),
     ],
 )
 def test_ablated_logprobs_hints(wrong, hint):
@@ -341,11 +424,13 @@ def test_a_failed_ablation_check_leaves_the_model_clean():
 
     def leaks(model, *args):
         seen.append((model, _hook_ids(model)))
-        return _hook_left_behind(model, *args)
+        return _forward_replaced(model, *args) if len(seen) == 1 else _hook_left_behind(model, *args)
 
+    rejects(grading.check_ablated_logprobs, leaks, "replaced")
     rejects(grading.check_ablated_logprobs, leaks, "left a hook")
-    model, before = seen[0]
-    assert _hook_ids(model) == before
+    for model, before in seen:
+        assert _hook_ids(model) == before
+        assert all("forward" not in vars(m) for m in model.modules())
 
 
 def test_graders_build_models_with_norms_that_matter():
@@ -354,6 +439,18 @@ def test_graders_build_models_with_norms_that_matter():
     norm = final_norm(model)
     x = torch.randn(3, 32)
     assert not torch.allclose(norm(norm(x)), norm(x), atol=1e-3)
+
+
+@pytest.mark.parametrize("build", [ref.gpt2, ref.llama_like])
+def test_hugging_face_normalises_only_the_last_hidden_state(build):
+    """Exercise 1 rests on this: hidden_states[-1] is the last block's output after the final norm, the others not."""
+    model = build(0)
+    ids = torch.randint(3, 64, (2, 5))
+    with torch.no_grad():
+        hidden = model(ids, output_hidden_states=True).hidden_states
+        stream = residual_stream(model, ids)
+        assert torch.allclose(final_norm(model)(stream[-1]), hidden[-1], atol=1e-5)
+        assert all(torch.allclose(stream[i], hidden[i], atol=1e-5) for i in range(len(hidden) - 1))
 
 
 # --- The study ---------------------------------------------------------------------------------------------
@@ -370,8 +467,13 @@ def report(**changes):
 def test_study_reports_the_difference_with_an_interval(capsys):
     diff, low, high = grading.check_study(report())
     out = capsys.readouterr().out
-    assert "✓ study" in out and "effect - control" in out and "[" in out
+    assert "✓ study: 30 fit and 30 evaluation items" in out and "effect - control" in out and "[" in out
     assert low < diff < high < 0
+
+
+EFFECT = np.random.default_rng(1).normal(-1, 0.3, 30)
+SUBJECTS = [f"Person {i}" for i in range(60)]
+RELATIONS = ["birthplace", "employer", "profession"]
 
 
 @pytest.mark.parametrize(
@@ -380,21 +482,58 @@ def test_study_reports_the_difference_with_an_interval(capsys):
         (lambda: [1, 2], "should return a dict"),
         (lambda: {"question": "q"}, "lacks"),
         (report(question=""), "'question'"),
-        (report(eval_items=[f"p{i}" for i in range(25, 55)]), "share 5 items"),
+        (report(question="   "), "'question'"),
+        (report(eval_items=[f"p{i}" for i in range(25, 55)]), "share 5 units"),
         (report(fit_items="p1 p2"), "list of units"),
         (report(fit_items=[]), "is empty"),
-        (report(eval_items=[[1], [2]]), "hashable"),
+        (report(eval_items=[{1}, {2}]), "hashable"),
         (report(control=[0.0] * 29), "compared pair by pair"),
         (report(effect=[0.1] * 5, control=[0.0] * 5, eval_items=[f"p{i}" for i in range(30, 35)]), "too few"),
-        (report(effect=[-1.0, -0.5] * 30, control=[0.0] * 60), "one number per item"),
-        (report(effect=[0.5] * 30, control=[0.5] * 30), "identical"),
+        (report(effect=[-1.0, -0.5] * 30, control=[0.0] * 60), "one number per unit"),
+        (report(effect=[0.5] * 30, control=[0.5] * 30), "equals the effect"),
+        # the control is the effect, once rounded to float32: equal up to rounding, not a different intervention
+        (report(effect=EFFECT.tolist(), control=EFFECT.astype(np.float32).tolist()), "equals the effect"),
         (report(effect=[float("nan")] * 30), "NaN"),
         (report(effect="big"), "list of numbers"),
-        (report(effect=[True] * 30), "list of numbers"),
+        (report(effect=["1"] * 30), "list of numbers"),
+        # units given as tensors: torch scalars hash by identity, so a set of them never overlaps
+        (report(fit_items=torch.arange(30), eval_items=torch.arange(25, 55)), "share 5 units"),
+        (report(fit_items=np.arange(30), eval_items=[torch.tensor(i) for i in range(25, 55)]), "share 5 units"),
+        # the same names written with other case or spacing
+        (report(eval_items=[f" P{i}" for i in range(25, 55)]), "share 5 units"),
+        # a split by fact: every subject's facts on both sides
+        (report(fit_items=[(s, r) for s in SUBJECTS[:30] for r in RELATIONS[:2]],
+                eval_items=[(s, RELATIONS[2]) for s in SUBJECTS[:30]]), "subjects, not their facts"),
+        (report(fit_items=[(s, r, "x") for s in SUBJECTS[:40] for r in RELATIONS[:2]],
+                eval_items=[(s, r, "y") for s in SUBJECTS[30:60] for r in RELATIONS]), "the subject of"),
+        # split by subject, but one number per fact: the interval would count correlated facts
+        (report(fit_items=SUBJECTS[:30], eval_items=[(s, r) for s in SUBJECTS[30:40] for r in RELATIONS]),
+         "10 evaluation units"),
     ],
-)
+)  # fmt: skip
 def test_study_hints(study, hint):
     rejects(grading.check_study, study, hint)
+
+
+@pytest.mark.parametrize(
+    "study",
+    [
+        report(effect=np.array(EFFECT), control=torch.zeros(30)),  # arrays and tensors
+        report(effect=pd.Series(EFFECT), control=pd.Series(np.zeros(30)), fit_items=pd.Series([f"p{i}" for i in range(30)])),
+        report(effect=[torch.tensor(v) for v in EFFECT], control=[np.float32(0.1)] * 30),  # scalars
+        report(effect=np.arange(30) % 3 == 0, control=[False] * 29 + [True]),  # 0/1 outcomes as (numpy) booleans
+        # homework 03: (ability, index) items share their ability across the split, and are distinct items
+        report(fit_items=[("arithmetic", i) for i in range(0, 60, 2)], eval_items=[("arithmetic", i) for i in range(1, 60, 2)]),
+        report(eval_items=[["arithmetic", i] for i in range(30)]),  # lists as items
+        # facts split by subject, one number per subject
+        report(fit_items=[(s, r) for s in SUBJECTS[:30] for r in RELATIONS], eval_items=[(s, r) for s in SUBJECTS[30:] for r in RELATIONS]),
+        report(fit_items=[f"seed {s}" for s in range(200)], eval_items=[f"seed {s}" for s in range(10_000, 10_030)]),
+    ],
+)  # fmt: skip
+def test_study_accepts_the_reports_the_statements_allow(study, capsys):
+    diff, low, high = grading.check_study(study)
+    assert low <= diff <= high
+    assert "✓ study" in capsys.readouterr().out
 
 
 def test_study_not_done_and_side_effects():
@@ -412,13 +551,46 @@ def test_study_not_done_and_side_effects():
     rejects(grading.check_study, lambda: report()()["effect"][1000], "IndexError")
 
 
-@pytest.mark.parametrize("build", [ref.gpt2, ref.llama_like])
-def test_hugging_face_normalises_only_the_last_hidden_state(build):
-    """Exercise 1 rests on this: hidden_states[-1] is the last block's output after the final norm, the others not."""
-    model = build(0)
-    ids = torch.randint(3, 64, (2, 5))
+def test_study_restores_a_replaced_forward_and_keeps_transformers_hooks(capsys):
+    model = ref.llama_like(7)
+    ids = torch.randint(3, 64, (2, 4))
     with torch.no_grad():
-        hidden = model(ids, output_hidden_states=True).hidden_states
-        stream = residual_stream(model, ids)
-        assert torch.allclose(final_norm(model)(stream[-1]), hidden[-1], atol=1e-5)
-        assert all(torch.allclose(stream[i], hidden[i], atol=1e-5) for i in range(len(hidden) - 1))
+        clean = model(ids).logits
+
+    def patches_forward():
+        blocks(model)[0].mlp.forward = lambda x: torch.zeros_like(x)
+        return report()()
+
+    rejects(lambda fn: grading.check_study(fn, model), patches_forward, "replaced `forward` on `model.layers.0.mlp`")
+    with torch.no_grad():
+        assert torch.equal(model(ids).logits, clean)
+
+    def reads_hidden_states():  # the first request for hidden states: transformers registers hooks of its own
+        with torch.no_grad():
+            model(ids, output_hidden_states=True)
+        return report()()
+
+    model = ref.llama_like(8)  # a model that never returned hidden states
+    grading.check_study(reads_hidden_states, model)
+    assert "✓ study" in capsys.readouterr().out
+    with torch.no_grad():
+        assert len(model(ids, output_hidden_states=True).hidden_states) == 3
+
+
+def test_study_restores_a_swapped_submodule_and_a_patched_class():
+    model = ref.llama_like(9)
+    mlp, proj = blocks(model)[0].mlp, blocks(model)[0].mlp.down_proj
+    forward = type(mlp).forward
+
+    def swaps_the_down_projection():
+        mlp.down_proj = torch.nn.Identity()
+        return report()()
+
+    def patches_the_class():
+        type(mlp).forward = lambda self, x: x
+        return report()()
+
+    rejects(lambda fn: grading.check_study(fn, model), swaps_the_down_projection, "the submodules of `model.layers.0.mlp`")
+    assert mlp.down_proj is proj
+    rejects(lambda fn: grading.check_study(fn, model), patches_the_class, "`Qwen2MLP.forward`")
+    assert type(mlp).forward is forward

@@ -1,18 +1,15 @@
 """Homework 03 graders: correct solutions written differently pass, plausible wrong ones fail with their hint."""
 
+import math
 import random
 
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
+from grading_helpers import memo, passes, rejects
 
-from utils.grading import GradingError, hw03
-
-
-def rejects(check, fn, hint: str) -> None:
-    with pytest.raises(GradingError, match=hint):
-        check(fn)
-
+from utils.grading import hw03
 
 # --- reply_logprobs ---------------------------------------------------------------------------------------------
 
@@ -31,19 +28,70 @@ def logprobs_by_loop(model, input_ids, attention_mask, labels):
     return out
 
 
-def test_reply_logprobs_accepts_the_reference_and_a_loop():
-    hw03.check_reply_logprobs(hw03.reply_logprobs)
-    hw03.check_reply_logprobs(logprobs_by_loop)
+@torch.no_grad()
+def logprobs_by_cross_entropy(model, input_ids, attention_mask, labels):
+    """Another correct version: minus the per-token cross-entropy against the shifted labels (0 where ignored)."""
+    logits = model(input_ids=input_ids, attention_mask=attention_mask).logits
+    loss = F.cross_entropy(logits[:, :-1].transpose(1, 2), labels[:, 1:], ignore_index=-100, reduction="none")
+    return F.pad(-loss, (1, 0))
 
 
-@pytest.mark.parametrize(("variant", "hint"), [
-    ({"shift": False}, "predict the token at t \\+ 1"),
-    ({"read_labels": True}, "you stored it at t - 1"),
-    ({"probabilities": True}, "not probabilities"),
-    ({"mask": False}, "return 0 there"),
+@torch.no_grad()
+def logprobs_from_hidden_states(model, input_ids, attention_mask, labels):
+    """Another correct version: the last hidden state through the unembedding (transformers adds hooks of its own)."""
+    hidden = model(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True).hidden_states[-1]
+    logp = model.get_output_embeddings()(hidden).double().log_softmax(-1)
+    out = torch.zeros(input_ids.shape, dtype=torch.float64)
+    out[:, 1:] = logp[:, :-1].gather(-1, input_ids[:, 1:, None])[..., 0]
+    return out * (labels != -100)
+
+
+@pytest.mark.parametrize("right", [hw03.reply_logprobs, logprobs_by_loop, logprobs_by_cross_entropy,
+                                   logprobs_from_hidden_states])  # fmt: skip
+def test_reply_logprobs_accepts_correct_versions(right, capsys):
+    passes(hw03.check_reply_logprobs, right, capsys)
+
+
+@torch.no_grad()
+def logprobs_rolled(model, input_ids, attention_mask, labels):
+    """Shifts with torch.roll: position 0 reads the last position's logits."""
+    logp = model(input_ids=input_ids, attention_mask=attention_mask).logits.log_softmax(-1).roll(1, dims=1)
+    return torch.where(labels != -100, logp.gather(-1, input_ids[..., None])[..., 0], 0.0)
+
+
+def zero_where_padded(model, input_ids, attention_mask, labels):
+    """Zeroes where attention_mask is 0, not where the label is -100 (the prompt keeps its values)."""
+    return hw03.reply_logprobs(model, input_ids, attention_mask, torch.where(attention_mask.bool(), input_ids, -100))
+
+
+def in_training_mode(model, *args):
+    model.train()
+    return hw03.reply_logprobs(model, *args)
+
+
+def with_a_patched_forward(model, *args):
+    out = hw03.reply_logprobs(model, *args)
+    model.forward = lambda *a, **k: None
+    return out
+
+
+@pytest.mark.parametrize(("wrong", "hint"), [
+    (hw03._logprobs_variant(shift=False), "predict the token at t + 1"),
+    (hw03._logprobs_variant(stored_at=-1), "you stored it at t - 1"),
+    (hw03._logprobs_variant(probabilities=True), "not probabilities"),
+    (hw03._logprobs_variant(zero_untrained=False), "return 0 there"),
+    (hw03._logprobs_variant(attend="pad id"), "input_ids != pad_token_id is not the mask"),
+    (hw03._logprobs_variant(attend="labels"), "the untrained prompt included"),
+    (hw03._logprobs_variant(naive=True), "use log_softmax"),
+    (memo(hw03.reply_logprobs), "values differ"),
+    (logprobs_rolled, "position 0 has no prediction"),
+    (zero_where_padded, "not only where attention_mask is 0"),
+    (in_training_mode, "eval and training mode"),
+    (with_a_patched_forward, "replaced `forward` on `GPT2LMHeadModel`"),
+    (lambda model, ids, mask, labels: torch.zeros(ids.shape), "values differ"),
 ])  # fmt: skip
-def test_reply_logprobs_rejects_plausible_mistakes(variant, hint):
-    rejects(hw03.check_reply_logprobs, hw03._logprobs_variant(**variant), hint)
+def test_reply_logprobs_rejects_plausible_mistakes(wrong, hint):
+    rejects(hw03.check_reply_logprobs, wrong, hint)
 
 
 # --- drop_hardest -----------------------------------------------------------------------------------------------
@@ -59,41 +107,106 @@ def drop_with_numpy(labels, logprobs, share):
     return torch.tensor(lab)
 
 
-def test_drop_hardest_accepts_the_reference_and_numpy():
-    hw03.check_drop_hardest(hw03.drop_hardest)
-    hw03.check_drop_hardest(drop_with_numpy)
+def drop_with_topk(labels, logprobs, share):
+    """Another correct version: topk of minus the scores; k from a float32 product (torch's default dtype)."""
+    trained = labels != -100
+    k = int(share * trained.sum())  # an int64 tensor times a float: float32
+    picked = torch.where(trained, -logprobs.double(), -torch.inf).flatten().topk(k).indices
+    return labels.flatten().index_fill(0, picked, -100).view_as(labels)
 
 
-@pytest.mark.parametrize(("variant", "hint"), [
-    ({"easiest": True}, "LOWEST"),
-    ({"per_row": True}, "not row by row"),
-    ({"count_all": True}, "trained tokens only"),
-    ({"unmasked": True}, "only trained positions"),
+def drop_by_stable_sort(labels, logprobs, share):
+    """Another correct version: math.floor, a stable sort from the end (the other way of breaking ties)."""
+    trained = labels != -100
+    k = math.floor(share * int(trained.sum()))
+    scores = torch.where(trained, logprobs.double(), torch.inf).flatten()
+    order = scores.sort(descending=True, stable=True).indices.flip(0)  # the other tie-break
+    out = labels.flatten().clone()
+    out[order[:k]] = -100
+    return out.view_as(labels)
+
+
+@pytest.mark.parametrize("right", [hw03.drop_hardest, drop_with_numpy, drop_with_topk, drop_by_stable_sort])
+def test_drop_hardest_accepts_correct_versions(right, capsys):
+    passes(hw03.check_drop_hardest, right, capsys)
+
+
+def drop_variant(rank=lambda lp: lp.double(), k_of=lambda share, n: int(share * n), fill=torch.inf, value=-100):
+    def variant(labels, logprobs, share):
+        trained = labels != -100
+        k = k_of(share, int(trained.sum()))
+        order = torch.where(trained, rank(logprobs), fill).flatten().sort(stable=True).indices[:k]
+        out = labels.clone().flatten()
+        out[order] = value
+        return out.view_as(labels)
+
+    return variant
+
+
+def drop_per_row(labels, logprobs, share):
+    return torch.stack([hw03.drop_hardest(labels[i : i + 1], logprobs[i : i + 1], share)[0] for i in range(len(labels))])
+
+
+def drop_below_the_cut(strict: bool):
+    """Drops by a threshold at the k-th lowest score: every tied token (<=) or none of them (<)."""
+
+    def variant(labels, logprobs, share):
+        trained = labels != -100
+        k = int(share * int(trained.sum()))
+        if k == 0:
+            return labels.clone()
+        cut = logprobs[trained].sort().values[k - 1]
+        drop = trained & ((logprobs < cut) if strict else (logprobs <= cut))
+        return torch.where(drop, -100, labels)
+
+    return variant
+
+
+def drop_ranking_every_position(labels, logprobs, share):
+    k = int(share * int((labels != -100).sum()))
+    out = labels.clone().flatten()
+    out[logprobs.double().flatten().argsort(stable=True)[:k]] = -100
+    return out.view_as(labels)
+
+
+def drop_in_place(labels, logprobs, share):
+    labels.copy_(hw03.drop_hardest(labels, logprobs, share))
+    return labels
+
+
+@pytest.mark.parametrize(("wrong", "hint"), [
+    (drop_variant(rank=lambda lp: -lp.double()), "LOWEST"),
+    (drop_per_row, "not row by row"),
+    (lambda lab, lp, s: drop_variant(k_of=lambda s_, n: int(s_ * lab.numel()))(lab, lp, s), "trained tokens only"),
+    (drop_ranking_every_position, "untrained positions took places"),
+    (drop_variant(fill=0.0), "untrained positions took places"),  # 0 at untrained positions ties with log p = 0
+    (drop_variant(k_of=lambda share, n: round(share * n)), "not to the nearest"),
+    (drop_variant(k_of=lambda share, n: math.ceil(share * n)), "not up"),
+    (drop_variant(rank=lambda lp: lp.float()), "makes distinct values equal"),
+    (drop_variant(value=0), "set a dropped label to -100"),
+    (drop_below_the_cut(strict=True), "drop exactly k"),
+    (drop_below_the_cut(strict=False), "drop exactly k"),
+    (lambda lab, lp, s: lab.clone(), "no label was dropped"),
+    (lambda lab, lp, s: torch.where(lab == -100, 0, hw03.drop_hardest(lab, lp, s)), "must stay -100"),
+    (drop_in_place, "in place"),
+    (memo(hw03.drop_hardest), "Smallest failing input"),
 ])  # fmt: skip
-def test_drop_hardest_rejects_plausible_mistakes(variant, hint):
-    rejects(hw03.check_drop_hardest, hw03._drop_variant(**variant), hint)
-
-
-def test_drop_hardest_rejects_editing_the_labels_in_place():
-    def in_place(labels, logprobs, share):
-        out = hw03.drop_hardest(labels, logprobs, share)
-        labels.copy_(out)
-        return labels
-
-    rejects(hw03.check_drop_hardest, in_place, "in place")
+def test_drop_hardest_rejects_plausible_mistakes(wrong, hint):
+    rejects(hw03.check_drop_hardest, wrong, hint)
 
 
 # --- mix_replay -------------------------------------------------------------------------------------------------
 
 
 def mix(new, old, share, seed, *, of_new=False, replace=False, shuffle=True, global_rng=False, check=True,
-        truncate=False, old_first=False, hashed=False):
+        truncate=False, old_first=False, hashed=False, at_least=False, first_old=False):  # fmt: skip
     k = round(share * len(new)) if of_new else round(share * len(new) / (1 - share))
     k = int(share * len(new) / (1 - share)) if truncate else k
-    if check and k > len(old):
+    if check and (k >= len(old) if at_least else k > len(old)):
         raise ValueError(f"{k} old examples needed, {len(old)} given")
     rng = random if global_rng else random.Random(seed)
     old_part = [rng.choice(old) for _ in range(k)] if replace else rng.sample(old, min(k, len(old)))
+    old_part = old[:k] if first_old else old_part
     if hashed:
         assert len(set(old_part)) == len(old_part)  # examples as set members: fails on lists
     out = old_part + list(new) if old_first else list(new) + old_part
@@ -112,23 +225,111 @@ def mix_by_indices(new, old, share, seed):
     return [pool[i] for i in g.permutation(len(pool))]
 
 
-def test_mix_replay_accepts_two_correct_versions():
-    hw03.check_mix_replay(mix)
-    hw03.check_mix_replay(mix_by_indices)
+class TooFewOldExamples(ValueError):
+    pass
 
 
-@pytest.mark.parametrize(("options", "hint"), [
-    ({"of_new": True}, "share is of the\\s+whole mix"),
-    ({"replace": True}, "without replacement"),
-    ({"shuffle": False}, "one block at the start or the end"),
-    ({"global_rng": True}, "same seed gave two different mixes"),
-    ({"check": False}, "raise ValueError"),
-    ({"truncate": True}, "should hold"),
-    ({"shuffle": False, "old_first": True}, "one block at the start"),
-    ({"hashed": True}, "unhashable"),
+def mix_by_sorting(new, old, share, seed):
+    """Another correct version: halves rounded up, a ValueError subclass, a shuffle by random sort keys."""
+    k = math.floor(share * len(new) / (1 - share) + 0.5)
+    if len(old) < k:
+        raise TooFewOldExamples(f"need {k}")
+    rng = random.Random(seed)
+    return sorted(list(new) + rng.sample(old, k), key=lambda _: rng.random())
+
+
+def mix_by_insertion(new, old, share, seed):
+    """Another correct version: the new examples shuffled, then each old one inserted at a uniform place."""
+    k = round(share * len(new) / (1 - share))
+    if k > len(old):
+        raise ValueError("too few old examples")
+    rng = random.Random(seed)
+    out = rng.sample(new, len(new))
+    for x in rng.sample(old, k):
+        out.insert(rng.randrange(len(out) + 1), x)
+    return out
+
+
+@pytest.mark.parametrize("right", [mix, mix_by_indices, mix_by_sorting, mix_by_insertion])
+def test_mix_replay_accepts_correct_versions(right, capsys):
+    passes(hw03.check_mix_replay, right, capsys)
+
+
+def mix_keeping_new_order(new, old, share, seed):
+    """Inserts the old examples at random places; the new ones keep their order."""
+    rng = random.Random(seed)
+    out = list(new)
+    for x in mix(new, old, share, seed, shuffle=False)[len(new) :]:
+        out.insert(rng.randrange(len(out) + 1), x)
+    return out
+
+
+def mix_sattolo(new, old, share, seed):
+    """A hand-written shuffle with j drawn from range(i): every item moves."""
+    out = mix(new, old, share, seed, shuffle=False)
+    rng = random.Random(seed)
+    for i in range(len(out) - 1, 0, -1):
+        j = rng.randrange(i)
+        out[i], out[j] = out[j], out[i]
+    return out
+
+
+def mix_in_blocks(new, old, share, seed):
+    """Shuffles the new and the old examples apart, then puts them one after the other."""
+    rng = random.Random(seed)
+    out = mix(new, old, share, seed, shuffle=False)
+    head, tail = out[: len(new)], out[len(new) :]
+    rng.shuffle(head)
+    rng.shuffle(tail)
+    return head + tail
+
+
+def mix_rotated(new, old, share, seed):
+    out = mix(new, old, share, seed, shuffle=False)
+    r = random.Random(seed).randrange(len(out) or 1)
+    return out[r:] + out[:r]
+
+
+def mix_global_seed(new, old, share, seed):
+    random.seed(seed)
+    out = mix(new, old, share, seed, shuffle=False)
+    random.shuffle(out)
+    return out
+
+
+@pytest.mark.parametrize(("wrong", "hint"), [
+    (lambda *a: mix(*a, of_new=True), "the share is of the whole mix"),
+    (lambda *a: mix(*a, replace=True), "without replacement"),
+    (lambda *a: mix(*a, shuffle=False), "one block at the start or the end"),
+    (lambda *a: mix(*a, global_rng=True), "same seed gave two different mixes"),
+    (lambda *a: mix(*a, check=False), "raise ValueError instead of replaying fewer"),
+    (lambda *a: mix(*a, truncate=True), "the mix needs"),
+    (lambda *a: mix(*a, shuffle=False, old_first=True), "one block at the start"),
+    (lambda *a: mix(*a, hashed=True), "unhashable"),
+    (lambda *a: mix(*a, at_least=True), "exactly k old examples are enough"),
+    (lambda *a: mix(*a, first_old=True), "not old[:k]"),
+    (lambda new, old, share, seed: list(new) if share == 0 else mix(new, old, share, seed), "keep their order"),
+    (memo(mix), "neither new nor old"),
+    (mix_keeping_new_order, "keep their order"),
+    (mix_sattolo, "Sattolo"),
+    (mix_in_blocks, "one block"),
+    (mix_rotated, "stay next to their neighbours"),
+    (mix_global_seed, "changed the global random state"),
 ])  # fmt: skip
-def test_mix_replay_rejects_plausible_mistakes(options, hint):
-    rejects(hw03.check_mix_replay, lambda *args: mix(*args, **options), hint)
+def test_mix_replay_rejects_plausible_mistakes(wrong, hint):
+    rejects(hw03.check_mix_replay, wrong, hint)
+
+
+def test_a_uniform_shuffle_passes_the_statistical_tests():
+    """Fresh mixes of a correct mixer, on many inputs, never fail a shuffle test (each has a false rejection rate
+    below 1e-7)."""
+    rng = random.Random(0)
+    for trial in range(300):
+        n, k = rng.randint(1, 30), rng.randint(0, 30)
+        new, old = [f"n{i}" for i in range(n)], [f"o{i}" for i in range(k + rng.randint(0, 3))]
+        share = k / (n + k) if n + k else 0.0
+        mixes = [[repr(x) for x in mix(new, old, share, 1000 * trial + s)] for s in range(hw03.SEEDS)]
+        assert hw03._shuffle_problem(mixes, [repr(x) for x in new], [repr(x) for x in old]) is None
 
 
 # --- self_output_targets ----------------------------------------------------------------------------------------
@@ -145,25 +346,55 @@ def targets_by_loop(candidates, answers, gold, is_right):
     return out
 
 
-def test_self_output_targets_accepts_the_reference_and_a_loop():
-    hw03.check_self_output_targets(hw03.self_output_targets)
-    hw03.check_self_output_targets(targets_by_loop)
+def targets_by_filter(candidates, answers, gold, is_right):
+    return [next(filter(lambda c, a=a: bool(is_right(c, a)) == True, cs), g)  # noqa: E712 - bool() first: right
+            for cs, a, g in zip(candidates, answers, gold, strict=True)]  # fmt: skip
+
+
+def targets_by_index(candidates, answers, gold, is_right):
+    out = list(gold)
+    for i in range(len(answers)):
+        verdicts = np.array([bool(is_right(c, answers[i])) for c in candidates[i]], dtype=bool)
+        if verdicts.any():
+            out[i] = candidates[i][int(verdicts.argmax())]
+    return out
+
+
+@pytest.mark.parametrize("right", [hw03.self_output_targets, targets_by_loop, targets_by_filter, targets_by_index])
+def test_self_output_targets_accepts_correct_versions(right, capsys):
+    passes(hw03.check_self_output_targets, right, capsys)
+
+
+Z = zip  # the wrong versions below, one line each
 
 
 @pytest.mark.parametrize(("wrong", "hint"), [
-    (lambda c, a, g, ok: [cs[0] for cs in c], "kept the greedy reply"),
-    (lambda c, a, g, ok: [cs[0] if ok(cs[0], x) else y for cs, x, y in zip(c, a, g, strict=True)],
-     "gold answer is only the"),
-    (lambda c, a, g, ok: [next((r for r in reversed(cs) if ok(r, x)), y) for cs, x, y in zip(c, a, g, strict=True)],
+    (lambda c, a, g, ok: [cs[0] if cs else y for cs, y in Z(c, g, strict=True)], "kept the greedy reply"),
+    (lambda c, a, g, ok: [cs[0] if cs and ok(cs[0], x) else y for cs, x, y in Z(c, a, g, strict=True)],
+     "the gold answer is only the fallback"),
+    (lambda c, a, g, ok: [next((r for r in reversed(cs) if ok(r, x)), y) for cs, x, y in Z(c, a, g, strict=True)],
      "first one"),
-    (lambda c, a, g, ok: [next((r for r in cs[1:] + cs[:1] if ok(r, x)), y) for cs, x, y in zip(c, a, g, strict=True)],
+    (lambda c, a, g, ok: [next((r for r in cs[1:] + cs[:1] if ok(r, x)), y) for cs, x, y in Z(c, a, g, strict=True)],
      "first one"),  # samples first, the greedy reply as a fallback
-    (lambda c, a, g, ok: [max([r for r in cs if ok(r, x)] or [y], key=len) for cs, x, y in zip(c, a, g, strict=True)],
+    (lambda c, a, g, ok: [max([r for r in cs if ok(r, x)] or [y], key=len) for cs, x, y in Z(c, a, g, strict=True)],
      "first one"),  # the longest right reply
     (lambda c, a, g, ok: [next((r for r in cs if r.strip().rstrip(".").endswith(x)), y)
-                          for cs, x, y in zip(c, a, g, strict=True)], "is_right"),  # its own test, not is_right
-    (lambda c, a, g, ok: [next((r for r in cs if x in r), y) for cs, x, y in zip(c, a, g, strict=True)],
-     "is_right"),  # a substring test
+                          for cs, x, y in Z(c, a, g, strict=True)], "not with a test of your own"),  # its own test
+    (lambda c, a, g, ok: [next((r for r in cs if x in r), y) for cs, x, y in Z(c, a, g, strict=True)],
+     "not with a test of your own"),  # a substring test
+    (lambda c, a, g, ok: [next((r for r in cs if ok(x, r)), y) for cs, x, y in Z(c, a, g, strict=True)],
+     "the reply first, then the answer"),
+    (lambda c, a, g, ok: [next((r for r in cs if ok(r, x) is True), y) for cs, x, y in Z(c, a, g, strict=True)],
+     "any truthy value"),
+    (lambda c, a, g, ok: [next((r for r in cs if ok(r, x) == True), y) for cs, x, y in Z(c, a, g, strict=True)],  # noqa: E712
+     "any truthy value"),
+    (lambda c, a, g, ok: [next((r.strip() for r in cs if ok(r, x)), y) for cs, x, y in Z(c, a, g, strict=True)],
+     "exactly as it is"),
+    (lambda c, a, g, ok: [next((x for r in cs if ok(r, x)), y) for cs, x, y in Z(c, a, g, strict=True)],
+     "not the bare answer"),
+    (lambda c, a, g, ok: [cs[0] if ok(cs[0], x) else y for cs, x, y in Z(c, a, g, strict=True)], "raised IndexError"),
+    (memo(hw03.self_output_targets), "not with a test of your own"),
+    (lambda c, a, g, ok: list(g), "not with a test of your own"),
 ])  # fmt: skip
 def test_self_output_targets_rejects_plausible_mistakes(wrong, hint):
     rejects(hw03.check_self_output_targets, wrong, hint)

@@ -175,8 +175,21 @@ def _hook_tables(modules: Iterable[torch.nn.Module]) -> list[tuple[str, str, dic
     return tables
 
 
+def _from_library(fn) -> bool:
+    """A hook or method that transformers or torch installed itself (transformers hooks every layer the first time
+    hidden states are requested): not the student's doing."""
+    fn = getattr(fn, "func", fn)  # a functools.partial
+    return (getattr(fn, "__module__", None) or "").split(".")[0] in ("transformers", "torch")
+
+
+def _methods(module: torch.nn.Module) -> dict:
+    """A module's instance attributes that hold functions (where a patched `forward` lands)."""
+    return {key: value for key, value in vars(module).items()
+            if callable(value) and not isinstance(value, torch.nn.Module | torch.Tensor | type)}  # fmt: skip
+
+
 class ModuleGuard:
-    """A snapshot of modules' hooks, weights and training flags; `restore()` undoes and reports any change."""
+    """A snapshot of modules' hooks, weights, methods and training flags; `restore()` undoes and reports any change."""
 
     COPY_LIMIT = 50_000_000  # weights of a model up to this many numbers are copied (and restored if changed)
 
@@ -187,6 +200,9 @@ class ModuleGuard:
         self.weights = [(m, {k: self._snapshot(v, small) for k, v in m.state_dict(keep_vars=True).items()})
                         for m in self.modules]  # fmt: skip
         self.training = [(sub, sub.training) for m in self.modules for sub in m.modules()]
+        self.methods = [(path, sub, _methods(sub)) for m in self.modules for path, sub in m.named_modules()]
+        self.children = [(path, sub, dict(sub._modules)) for m in self.modules for path, sub in m.named_modules()]
+        self.forwards = {cls: cls.__dict__.get("forward") for m in self.modules for cls in {type(s) for s in m.modules()}}
 
     @staticmethod
     def _snapshot(tensor: torch.Tensor, small: bool):
@@ -195,19 +211,57 @@ class ModuleGuard:
 
     def restore(self) -> list[str]:
         """Put everything back as it was; return what had changed, as phrases for a GradingError."""
-        problems = []
+        problems = [self._restore_structure(), self._restore_hooks(), self._restore_weights(), self._restore_mode()]
+        return [p for p in problems if p]
+
+    def _restore_structure(self) -> str | None:
+        """Methods patched on a module or its class, submodules swapped (first: the weights are checked after)."""
+        patched = []
+        for path, sub, before in self.methods:
+            now = _methods(sub)
+            for key in [k for k in now if now[k] is not before.get(k) and not _from_library(now[k])]:
+                patched.append(f"`{key}` on `{path or type(sub).__name__}`")
+                if key in before:
+                    setattr(sub, key, before[key])
+                else:
+                    delattr(sub, key)
+        for cls, forward in self.forwards.items():
+            if cls.__dict__.get("forward") is not forward:
+                patched.append(f"`{cls.__name__}.forward`")
+                if forward is None:
+                    delattr(cls, "forward")
+                else:
+                    cls.forward = forward
+        for path, sub, before in self.children:
+            if list(sub._modules) != list(before) or any(sub._modules[k] is not v for k, v in before.items()):
+                patched.append(f"the submodules of `{path or type(sub).__name__}`")
+                sub._modules.clear()
+                sub._modules.update(before)
+        if patched:
+            return (f"replaced {', '.join(patched[:3])}: leave the model's methods and submodules as they are (put "
+                    "back what you replace, in a `finally:`, or use a hook that you remove). The check put them back.")
+        return None
+
+    def _restore_hooks(self) -> str | None:
         saved = {id(table): before for table, before in self.hooks}
-        added = list(dict.fromkeys(where for where, name, table in _hook_tables(self.modules)
-                                   if name in _HOOK_DICTS and set(table) - set(saved.get(id(table), {}))))  # fmt: skip
-        for _, _, table in _hook_tables(self.modules):
+        tables = _hook_tables(self.modules)
+        library = {key for _, name, table in tables if name in _HOOK_DICTS
+                   for key, hook in table.items() if key not in saved.get(id(table), {}) and _from_library(hook)}  # fmt: skip
+        added = list(dict.fromkeys(where for where, name, table in tables
+                                   if name in _HOOK_DICTS and set(table) - set(saved.get(id(table), {})) - library))  # fmt: skip
+        for _, _, table in tables:
             before = saved.get(id(table), {})
-            if list(table) != list(before):
+            kept = {**before, **{key: value for key, value in table.items() if key in library}}
+            if list(table) != list(kept):
                 table.clear()
-                table.update(before)
+                table.update(kept)
         if added:
-            problems.append(f"left a hook registered on {', '.join(added[:3])}{' and more' if len(added) > 3 else ''}: "
-                            "remove every hook you register (handle.remove() in a `finally:`, or a context manager), "
-                            "or it changes every later forward pass. The check removed it.")  # fmt: skip
+            return (f"left a hook registered on {', '.join(added[:3])}{' and more' if len(added) > 3 else ''}: "
+                    "remove every hook you register (handle.remove() in a `finally:`, or a context manager), "
+                    "or it changes every later forward pass. The check removed it.")
+        return None
+
+    def _restore_weights(self) -> str | None:
         changed, restored = [], True
         with torch.no_grad():
             for module, state in self.weights:
@@ -223,14 +277,15 @@ class ModuleGuard:
                         changed.append(key)
                         restored = False
         if changed:
-            problems.append(f"changed the model's weights in place ({', '.join(changed[:3])}): leave the model as it "
-                            f"was ({'the check restored them' if restored else 'reload the model before you go on'}).")
+            return (f"changed the model's weights in place ({', '.join(changed[:3])}): leave the model as it "
+                    f"was ({'the check restored them' if restored else 'reload the model before you go on'}).")
+        return None
+
+    def _restore_mode(self) -> str | None:
         flipped = [sub for sub, training in self.training if sub.training != training]
         for sub, training in self.training:
             sub.training = training
-        if flipped:
-            problems.append("switched the model between eval and training mode: leave its mode as it was.")
-        return problems
+        return "switched the model between eval and training mode: leave its mode as it was." if flipped else None
 
 
 @contextmanager
@@ -338,6 +393,31 @@ def same_as(wrong: Callable) -> Callable:
     return predicate
 
 
+def confirmed(fn: Callable, name: str, mistakes: Iterable[tuple[Callable, str]], out, args: Sequence,
+              probes: Sequence[Sequence], close: Callable, read: Callable = lambda out: out) -> list[str]:  # fmt: skip
+    """The messages of the known mistakes `(wrong_fn, message)` that explain `out` on args AND that fn makes again on
+    every probe (fixed inputs on which the mistakes all differ): on one small input several mistakes, or a mistake
+    and a stale cache, give the same output, and a hint must name the one the student made.
+
+    close(got, wrong_out, args) -> bool; read(out) turns fn's raw output on a probe into what close compares.
+    """
+
+    def made(wrong: Callable, inputs: Sequence, got) -> bool:
+        try:
+            return bool(close(got, wrong(*copies(inputs)), inputs))
+        except Exception:  # noqa: BLE001 - a mistake that cannot run on this input, or an output of another shape
+            return False
+
+    suspects = [(wrong, message) for wrong, message in mistakes if made(wrong, args, out)]
+    for probe in probes if suspects else ():
+        try:
+            seen = read(call(fn, probe, name))
+        except GradingError:
+            return []
+        suspects = [(wrong, message) for wrong, message in suspects if made(wrong, probe, seen)]
+    return [message for _, message in suspects]
+
+
 def _spots(predicate: Callable, out, args: Sequence) -> bool:
     """A hint's predicate on copies of the inputs; a predicate that fails on this input spots nothing."""
     try:
@@ -385,35 +465,13 @@ def compare(out, expected: torch.Tensor, name: str, args: Sequence, hints: Itera
     raise GradingError(f"{name}: values differ from the reference (largest difference {diff:.3g}){shown}.")
 
 
-def check_function(fn: Callable, reference: Callable, name: str, cases: Sequence[Sequence],
-                   hints: Iterable[Hint] = (), nonfinite_hint: str | None = None, mutable: Sequence[int] = (),
-                   **tolerances) -> None:  # fmt: skip
-    """Check fn against reference on every case (a tuple of arguments); print one line on success.
-
-    Every expected value is computed first, on its own copy of the inputs. The cases must give different expected
-    outputs, so that a function returning a constant cannot pass (a grader that breaks this rule fails loudly).
-    """
-    expected = [reference(*copies(args)) for args in cases]
-    if len(cases) > 1 and all(e.shape == expected[0].shape and matches(e, expected[0]) for e in expected[1:]):
-        raise ValueError(f"grader for {name}: every case has the same expected output; a constant would pass")
-    hints = list(hints)
-    for args, want in zip(cases, expected, strict=True):
-        out = call(fn, args, name, mutable)
-        try:
-            compare(out, want, name, args, hints, nonfinite_hint=nonfinite_hint, **tolerances)
-        except GradingError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - an output the comparison cannot read
-            raise GradingError(f"{name}: the check could not read your output, {describe(out)} "
-                               f"({type(exc).__name__}: {exc})."[:400]) from None  # fmt: skip
-    print(f"✓ {name}: passed {len(cases)} checks on fixed and random inputs.")
-
-
 # --- showing inputs and outputs ----------------------------------------------------------------------------
 
 
 def show(x, limit: int = 240) -> str:
     """A value as a student can read it: small tensors and arrays in full (4 significant digits), others described."""
+    if isinstance(x, torch.nn.Module):
+        return describe(x)
     if isinstance(x, torch.Tensor | np.ndarray):
         if x.size == 0 if isinstance(x, np.ndarray) else x.numel() == 0:
             text = f"{'tensor' if isinstance(x, torch.Tensor) else 'array'}([], shape={tuple(x.shape)})"
@@ -429,7 +487,7 @@ def show(x, limit: int = 240) -> str:
     elif isinstance(x, float):
         text = f"{x:.6g}"
     else:
-        text = repr(x)
+        text = repr(x) if isinstance(x, str) else " ".join(repr(x).split())  # one line
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

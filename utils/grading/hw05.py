@@ -2,8 +2,9 @@
 first-move term, the Min-K%++ score, and a GSM-Symbolic perturbation that adds a clause. The study reuses
 homework 02's `check_study` (fit and evaluation apart, a control, an interval).
 
-Every check builds its inputs itself (replies, battle logs, logits and word problems the student has never seen)
-and runs the student's function through `core.call`: expected values first, deep copies handed over.
+Every check draws its inputs at run time with Hypothesis (replies, battle logs, logits and word problems over the
+statement's whole domain, its edge cases as explicit examples) and runs the student's function through
+`core.call`: expected values first, deep copies handed over, the smallest failing input shown.
 """
 
 from __future__ import annotations
@@ -11,13 +12,25 @@ from __future__ import annotations
 import math
 import random
 import re
+from collections import Counter
 from collections.abc import Callable
 
 import numpy as np
 import torch
+from hypothesis import assume
+from hypothesis import strategies as st
 
-from utils import arena
-from utils.grading.core import GradingError, call, describe, expect_list, graded
+from utils.grading import draws
+from utils.grading.core import (
+    GradingError,
+    call,
+    confirmed,
+    describe,
+    expect_list,
+    graded,
+    holds,
+    show,
+)
 from utils.grading.hw02 import check_study
 from utils.tinyworld import symbolic
 from utils.tinyworld.tasks import ITEMS
@@ -26,11 +39,21 @@ __all__ = ["check_add_clause", "check_bradley_terry_fit", "check_min_k_plus_plus
            "check_study"]  # fmt: skip
 
 
+def _number(x, name: str) -> float:
+    """A Python, numpy or one-element torch number as a float, else a readable GradingError."""
+    if (isinstance(x, torch.Tensor) and x.numel() == 1) or (isinstance(x, np.ndarray) and x.size == 1):
+        x = x.item()
+    if isinstance(x, bool) or not isinstance(x, int | float | np.integer | np.floating):
+        raise GradingError(f"{name} should return numbers, got {describe(x)}.")
+    return float(x)
+
+
 # --- Exercise 1: style features ----------------------------------------------------------------------------------
 
 HEADER = re.compile(r"^[ \t]*#{1,6} ", re.MULTILINE)
 BOLD = re.compile(r"\*\*[^\n]+?\*\*|__[^\n]+?__")
 LIST_ITEM = re.compile(r"^[ \t]*(?:[-*+]|\d+[.)]) ", re.MULTILINE)
+FEATURES = ["length", "headers", "bold", "list items"]
 
 
 def style_counts(reply: str) -> list[int]:
@@ -47,22 +70,46 @@ def style_differences(reply_a: str, reply_b: str) -> list[float]:
     return normalised_differences(style_counts(reply_a), style_counts(reply_b))
 
 
-def _style_variant(raw=False, markers=False, underscores=True, any_hash=False, indented=True, ordered=True,
-                   characters=False, nan=False):  # fmt: skip
+def _bold_kinds_apart(reply_a: str, reply_b: str) -> list[float]:
+    """The other reading the statement allows: `**` spans and `__` spans counted each on their own (they differ
+    from one left-to-right pass only where a span of one kind overlaps one of the other)."""
+
     def counts(reply: str) -> list[int]:
-        words = len(reply) if characters else len(reply.split())
-        lines = reply.split("\n")
-        headers = (sum(line.lstrip().startswith("#") for line in lines) if any_hash
-                   else len(HEADER.findall(reply)))  # fmt: skip
+        words, headers, _, items = style_counts(reply)
+        return [words, headers, len(re.findall(r"\*\*[^\n]+?\*\*", reply)) + len(re.findall(r"__[^\n]+?__", reply)), items]
+
+    return normalised_differences(counts(reply_a), counts(reply_b))
+
+
+def _style_variant(raw=False, markers=False, underscores=True, any_hash=False, indented=True, ordered=True,
+                   characters=False, nan=False, split_space=False, swapped=False, one_digit=False,
+                   across_lines=False, empty_bold=False, stripped=False, reordered=False):  # fmt: skip
+    """style_differences with one plausible mistake."""
+
+    def counts(reply: str) -> list[int]:
+        lines = [line.strip() for line in reply.split("\n")] if stripped else [reply]
+        words = len(reply) if characters else len(reply.split(" ") if split_space else reply.split())
+        if any_hash:
+            headers = sum(line.lstrip().startswith("#") for line in reply.split("\n"))
+        else:
+            headers = sum(len(HEADER.findall(line)) for line in lines)
         if markers:
             bold = reply.count("**") + reply.count("__")
         else:
-            bold = len(re.findall(r"\*\*[^\n]+?\*\*" + (r"|__[^\n]+?__" if underscores else ""), reply))
-        pattern = r"^" + (r"[ \t]*" if indented else "") + (r"(?:[-*+]|\d+[.)]) " if ordered else r"[-*+] ")
-        return [words, headers, bold, len(re.findall(pattern, reply, re.MULTILINE))]
+            text = "." if across_lines else "[^\\n]"
+            inside = text + ("*?" if empty_bold else "+?")
+            pattern = rf"\*\*{inside}\*\*" + (rf"|__{inside}__" if underscores else "")
+            bold = len(re.findall(pattern, reply, re.DOTALL if across_lines else 0))
+        number = r"\d" if one_digit else r"\d+"
+        marker = rf"(?:[-*+]|{number}[.)]) " if ordered else r"[-*+] "
+        items = sum(len(re.findall("^" + (r"[ \t]*" if indented else "") + marker, line, re.MULTILINE))
+                    for line in lines)  # fmt: skip
+        return [words, bold, headers, items] if reordered else [words, headers, bold, items]
 
     def variant(reply_a, reply_b):
         a, b = counts(reply_a), counts(reply_b)
+        if swapped:
+            a, b = b, a
         if raw:
             return [float(x - y) for x, y in zip(a, b, strict=True)]
         return [(x - y) / (x + y) if x + y else (math.nan if nan else 0.0) for x, y in zip(a, b, strict=True)]
@@ -70,63 +117,146 @@ def _style_variant(raw=False, markers=False, underscores=True, any_hash=False, i
     return variant
 
 
-STYLE_CASES = [
-    ("Paris.", "The capital of France is **Paris**. 😊 I hope this helps!"),
-    ("## Answer\n\n**Lima** is the capital.\n\n- It is in Peru\n- It is large",
-     "# Summary\n### Details\n1. **Lima**\n2) __Peru__\n3. Andes\n   - coast"),
-    ("#hashtag and ####### seven is no header\n* one\n+ two", "Plain words only, with a stray * in the middle."),
-    ("**a** and **b** and __c__ make three bold spans", "No style at all here"),
-    ("  ## indented header\n    3. indented item\n10. tenth item", "word " * 40),
-    ("**Note:** in Python, 2**10 is 1024", "**Answer:** 1024"),  # a stray ** is no bold span
-    ("Same length", "Same length"),
-]
 STYLE_HINTS = [
     (_style_variant(raw=True), "divide each difference by the sum of the two counts, (a - b) / (a + b): a 20-word "
      "gap matters between short replies, not between long ones."),
+    (_style_variant(swapped=True), "each difference is reply_a's count minus reply_b's, (a - b) / (a + b), not "
+     "b - a."),
+    (_style_variant(reordered=True), "return the features in the statement's order: [length, headers, bold, "
+     "list items]."),
     (_style_variant(markers=True), "count bold SPANS (**text** or __text__), not the ** markers: each span has two."),
     (_style_variant(underscores=False), "__text__ is bold too."),
+    (_style_variant(across_lines=True), "a bold span stays on one line: ** on one line and ** on the next make no "
+     "span."),
+    (_style_variant(empty_bold=True), "a bold span has at least one character between its markers: '****' is no "
+     "span."),
     (_style_variant(any_hash=True), "a header is 1 to 6 '#' and then a space, at the start of a line (after any "
      "spaces): '#hashtag' and '#######' are not headers."),
     (_style_variant(indented=False), "list items may be indented: allow spaces before the marker."),
     (_style_variant(ordered=False), "numbered items ('1. ' or '2) ') are list items too."),
+    (_style_variant(one_digit=True), "a numbered item's number may have several digits ('10. ')."),
+    (_style_variant(stripped=True), "a header or item with nothing after its space still counts ('## ' is a "
+     "header, '- ' an item): don't strip the end of the line before matching."),
+    (_style_variant(split_space=True), "length is the number of words, reply.split() (any run of spaces, tabs or "
+     "newlines), not reply.split(' ')."),
     (_style_variant(characters=True), "length is the number of words (reply.split()), not characters."),
 ]  # fmt: skip
+
+# what a line of a reply is made of: ties between counts, markers at the edges of the rules, tabs and empty lines
+_INDENTS = ["", "", " ", "  ", "\t", "    "]
+_MARKERS = ["", "", "", "# ", "## ", "###### ", "####### ", "#", "#tag ", "- ", "* ", "+ ", "-", "*", "1. ",
+            "2) ", "10. ", "3.", "1.5 ", "a) ", "**", "__"]  # fmt: skip
+_PIECES = ["word", "a", "two words", "**b**", "__c__", "**", "__", "*", "_", "#", "- x", "1.", "2**10", "😊",
+           "****", "*****", "**__d**__", "\t", "  "]  # fmt: skip
+
+
+def _reply():
+    body = st.lists(st.tuples(st.sampled_from(["", " ", " ", "\t", "  "]), st.sampled_from(_PIECES)), max_size=4)
+    line = st.tuples(st.sampled_from(_INDENTS), st.sampled_from(_MARKERS), body).map(
+        lambda imb: imb[0] + imb[1] + "".join(sep + piece for sep, piece in imb[2]))
+    return st.lists(line, max_size=4).map("\n".join)
+
+
+# a pair on which every mistake above gives its own answer: where one fits a smaller input, it confirms the diagnosis
+STYLE_PROBE = ("## Answer\n\n**Lima** is  the capital.\n\n- It is in Peru\n  - It is __large__\n10. ten\n#tag\n## \n****",
+               "# Summary\n### Details\n1. **Lima** **z** and **w**\n2) __Peru__ and **x\ny**\n\t3. Andes\n   - coast\n- ")
+# then pairs with the same lengths (in characters and in words) and other answers, so a cache keyed on sizes fails
+STYLE_EXAMPLES = [
+    STYLE_PROBE,
+    ("# Hi\n- one two", "**bold** text"),
+    ("#Hi\n-  one two", "text **bold**"),
+    ("#hashtag and ####### seven is no header\n* one\n+ two", "Plain words only, with a stray * in the middle."),
+    ("  ## indented header\n\t3. indented item\n10. tenth item", "word " * 40),
+    ("**Note:** in Python, 2**10 is 1024", "**Answer:** 1024"),  # a stray ** is no bold span
+    ("## \n- \n****\n**a\nb**", "two\twords"),  # empty header and item count; no empty or two-line span
+    ("", ""),
+    ("Same length", "Same length"),
+]  # fmt: skip
+
+
+def _close_lists(got: list[float], want: list[float]) -> bool:
+    return all(math.isclose(x, y, rel_tol=1e-5, abs_tol=1e-6) for x, y in zip(got, want, strict=True))
+
+
+def _read_style(out) -> list[float]:
+    if hasattr(out, "to_numpy"):  # a pandas Series
+        out = out.to_numpy()
+    out = expect_list(out, "style_differences", 4, "a list of 4 numbers (length, headers, bold, list items)")
+    return [_number(x, "style_differences") for x in out]
+
+
+def _style_one(fn: Callable) -> Callable:
+
+    def one(args):
+        reply_a, reply_b = args
+        want, other = style_differences(reply_a, reply_b), _bold_kinds_apart(reply_a, reply_b)
+        got = _read_style(call(fn, (reply_a, reply_b), "style_differences"))
+        if _close_lists(got, want) or _close_lists(got, other):
+            return
+        if any(math.isnan(x) for x in got):
+            raise GradingError("style_differences returned NaN: when both replies have none of something, "
+                               "(a - b) / (a + b) is 0 / 0; that difference is 0.")  # fmt: skip
+        mistakes = confirmed(fn, "style_differences", STYLE_HINTS, got, args, [STYLE_PROBE],
+                             lambda got, wrong, _: _close_lists(got, wrong), _read_style)  # fmt: skip
+        if mistakes:
+            raise GradingError(f"style_differences: {mistakes[0]}")
+        wrong = [n for n, x, y in zip(FEATURES, got, want, strict=True) if not math.isclose(x, y, abs_tol=1e-6)]
+        raise GradingError(f"style_differences: {', '.join(wrong)} differ: returned {show(got)}, expected "
+                           f"{show(want)} (counts {style_counts(reply_a)} and {style_counts(reply_b)}).")  # fmt: skip
+
+    return one
 
 
 @graded("style_differences")
 def check_style_differences(fn: Callable) -> None:
-    for reply_a, reply_b in STYLE_CASES:
-        want = style_differences(reply_a, reply_b)
-        out = expect_list(call(fn, (reply_a, reply_b), "style_differences"), "style_differences", 4,
-                          "a list of 4 numbers (length, headers, bold, list items)")  # fmt: skip
-        got = [float(x) for x in out]
-        if any(math.isnan(x) for x in got):
-            raise GradingError("style_differences returned NaN: when both replies have none of something, "
-                               "(a - b) / (a + b) is 0 / 0; that difference is 0.")  # fmt: skip
-        if np.allclose(got, want, atol=1e-9):
-            continue
-        for variant, message in STYLE_HINTS:
-            if np.allclose(got, variant(reply_a, reply_b), atol=1e-9, equal_nan=True):
-                raise GradingError(f"style_differences: {message}")
-        names = ["length", "headers", "bold", "list items"]
-        wrong = [n for n, x, y in zip(names, got, want, strict=True) if not math.isclose(x, y, abs_tol=1e-9)]
-        raise GradingError(f"style_differences: {', '.join(wrong)} differ on replies {reply_a[:40]!r} vs "
-                           f"{reply_b[:40]!r}: got {[round(x, 3) for x in got]}, expected "
-                           f"{[round(x, 3) for x in want]}.")  # fmt: skip
-    print(f"✓ style_differences: passed {len(STYLE_CASES)} pairs of replies (headers, bold, lists, edge cases).")
+    tried = holds("style_differences", st.tuples(_reply(), _reply()), _style_one(fn), STYLE_EXAMPLES, 80,
+                  style_differences)  # fmt: skip
+    print(f"✓ style_differences: passed on {tried} pairs of replies (headers, bold, lists, empty replies, "
+          "markers at the edges of each rule).")  # fmt: skip
 
 
 # --- Exercise 2: Bradley–Terry with ties and a first-move term ----------------------------------------------------
 
+OUTCOME = {"model_a": 1.0, "model_b": 0.0, "tie": 0.5}
+FIT_TOLERANCE = 0.1  # rating points: Newton's method, or gradient steps run until below 0.0001 point, are closer
+
+
+def _models(battles: list[dict]) -> list[str]:
+    return sorted({b["model_a"] for b in battles} | {b["model_b"] for b in battles})
+
+
+def _newton(battles: list[dict], first_move: bool = True, l2: float = 0.0, outcome: dict = OUTCOME):
+    """The maximum-likelihood fit (with an L2 penalty in log-odds if l2 > 0): (models, log-odds coefficients with
+    the first model's held at 0 and the first-move term last, converged)."""
+    models = _models(battles)
+    X = np.zeros((len(battles), len(models) + 1))
+    for i, b in enumerate(battles):
+        X[i, models.index(b["model_a"])] += 1.0
+        X[i, models.index(b["model_b"])] -= 1.0
+        X[i, -1] = 1.0  # model_a was shown first
+    y = np.array([outcome[b["winner"]] for b in battles])
+    Z = X[:, 1:] if first_move else X[:, 1:-1]
+    theta, converged = np.zeros(Z.shape[1]), False
+    for _ in range(50):
+        p = 1 / (1 + np.exp(-Z @ theta))
+        step = np.linalg.solve((Z * (p * (1 - p))[:, None]).T @ Z + l2 * np.eye(len(theta)), Z.T @ (y - p) - l2 * theta)
+        theta += step
+        if np.abs(step).max() < 1e-9:
+            converged = True
+            break
+    return models, np.append(theta, 0.0) if not first_move else theta, converged
+
+
+def _ratings(models: list[str], theta: np.ndarray, scale: float = 400.0) -> tuple[dict[str, float], float]:
+    beta = np.concatenate([[0.0], theta[:-1]]) * scale
+    return dict(zip(models, beta - beta.mean() + 1000, strict=True)), float(theta[-1] * scale)
+
 
 def bradley_terry_fit(battles: list[dict]) -> tuple[dict[str, float], float]:
-    """Ratings (mean 1000, scale 400, natural exp) and the first-shown side's advantage, ties as half a win each:
-    the arena's design matrix with a column of ones for the side shown first (model_a)."""
-    X, y, w, models = arena.design(battles)
-    X = np.column_stack([X, np.ones(len(X))])
-    theta = np.concatenate([[0.0], arena.fit_logistic(X[:, 1:], y, w, l2=arena.RIDGE)]) * arena.SCALE
-    ratings = theta[:-1] - theta[:-1].mean() + arena.MEAN_RATING
-    return dict(zip(models, ratings, strict=True)), float(theta[-1])
+    """Ratings (mean 1000, scale 400, natural exp) and the first-shown side's advantage, ties as half a win each,
+    by Newton's method: the notebook's solution."""
+    models, theta, _ = _newton(battles)
+    return _ratings(models, theta)
 
 
 def simulated_log(seed: int, n: int, n_models: int, first: float, ties: float, favoured_first: bool = False):
@@ -145,23 +275,71 @@ def simulated_log(seed: int, n: int, n_models: int, first: float, ties: float, f
         if rng.random() < ties:
             winner = "tie"
         else:
-            winner = "model_a" if rng.random() < arena.win_probability(true[a], true[b], first) else "model_b"
+            winner = "model_a" if rng.random() < 1 / (1 + np.exp(-(true[a] - true[b] + first) / 400)) else "model_b"
         battles.append({"model_a": str(a), "model_b": str(b), "winner": winner})
     return battles
 
 
-def _fit_variant(ties: str = "half", position: str = "yes", scale: float = 1.0):
+def _has_finite_fit(battles: list[dict]) -> bool:
+    """The maximum-likelihood fit exists, is unique and is moderate (within 12 log-odds, 4800 points)."""
+    if not battles:
+        return False
+    try:
+        with np.errstate(over="ignore"):  # a log without a finite fit: its steps run off
+            _, theta, converged = _newton(battles)
+    except np.linalg.LinAlgError:  # some models never meet, or the position is one column with a model's
+        return False
+    return converged and bool(np.abs(theta).max() < 12)
+
+
+def _with_a_finite_fit(battles: list[dict], names: list[str], decided: bool) -> list[dict]:
+    """The log, with battles appended (for each ordered pair of models in turn) until its fit is finite: both
+    outcomes of a pair if `decided` (then its fit without ties is finite too), else a tie (a model may never win)."""
+    pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1 :]]
+    pairs = [p for a, b in pairs for p in ((a, b), (b, a))]
+    battles = list(battles)
+    for a, b in [(None, None), *pairs]:
+        if a is not None:
+            extra = ["model_a", "model_b"] if decided else ["tie"]
+            battles += [{"model_a": a, "model_b": b, "winner": w} for w in extra]
+        kept = [x for x in battles if x["winner"] != "tie"] if decided else battles
+        if _models(kept) == _models(battles) and _has_finite_fit(kept):
+            return battles
+    raise AssertionError("every ordered pair met with both outcomes: the fit is finite")
+
+
+MODEL_NAMES = ["otter-7b", "lynx-2", "heron", "bison-70b", "gecko-mini", "moose"]
+
+
+@st.composite
+def _battle_logs(draw) -> list[dict]:
+    """Logs of 2 to 5 models (names repeating across logs), up to 16 drawn battles and those appended to make the
+    fit finite, ties and unbalanced positions common; either every model wins some decided battle, or (ties
+    appended instead) a model may never win."""
+    names = draw(st.lists(st.sampled_from(MODEL_NAMES), min_size=2, max_size=5, unique=True))
+    raw = draw(st.lists(st.tuples(st.integers(0, len(names) - 1), st.integers(1, len(names) - 1),
+                                  st.sampled_from(["model_a", "model_b", "tie"])), min_size=1, max_size=16))  # fmt: skip
+    battles = [{"model_a": names[i], "model_b": names[(i + j) % len(names)], "winner": w} for i, j, w in raw]
+    return _with_a_finite_fit(battles, names, decided=not draw(st.booleans()))
+
+
+def _fit_variant(ties: str = "half", position: str = "yes", scale: float = 1.0, l2: float = 0.0,
+                 reversed_outcome: bool = False):  # fmt: skip
+    """bradley_terry_fit with one plausible mistake."""
+
     def variant(battles):
+        outcome = dict(OUTCOME)
         if ties == "drop":
             battles = [b for b in battles if b["winner"] != "tie"]
         elif ties in ("model_a", "model_b"):
-            battles = [{**b, "winner": ties if b["winner"] == "tie" else b["winner"]} for b in battles]
-        if position == "no":
-            ratings, first = arena.bradley_terry(battles)[0], 0.0
-        else:
-            ratings, first = bradley_terry_fit(battles)
-        first *= -1 if position == "flipped" else 1
-        return {m: (r - arena.MEAN_RATING) * scale + arena.MEAN_RATING for m, r in ratings.items()}, first * scale
+            outcome["tie"] = outcome[ties]
+        if reversed_outcome:
+            outcome = {w: 1 - y for w, y in outcome.items()}
+        models, theta, converged = _newton(battles, position != "no", l2, outcome)
+        if not converged:
+            raise ValueError("this mistake has no finite fit on this log")
+        ratings, first = _ratings(models, theta, 400.0 * scale)
+        return ratings, -first if position == "flipped" else first
 
     return variant
 
@@ -171,6 +349,8 @@ FIT_HINTS = [
      "a target of 1/2), don't drop it."),
     (_fit_variant(ties="model_b"), "a tie is half a win for each side, not a loss for model_a."),
     (_fit_variant(ties="model_a"), "a tie is half a win for each side, not a win for model_a."),
+    (_fit_variant(reversed_outcome=True), "the target is 1 when model_a wins: your ratings are upside down (the "
+     "winners rated lowest)."),
     (_fit_variant(position="no"), "fit the first-move term jointly with the ratings: a column of ones (model_a is "
      "the side shown first) in the same regression."),
     (_fit_variant(position="flipped"), "first_move is the advantage of the side shown FIRST (model_a): positive when "
@@ -179,6 +359,8 @@ FIT_HINTS = [
      "exp(-(beta_a - beta_b + first_move) / 400))."),
     (_fit_variant(scale=1 / 400), "ratings and first_move are in rating points: multiply the log-odds "
      "coefficients by 400."),
+    (_fit_variant(l2=1.0), "a penalty (such as scikit-learn's default C=1.0) shrinks the ratings towards each "
+     "other: fit the maximum likelihood without one."),
 ]  # fmt: skip
 
 
@@ -188,69 +370,108 @@ def _read_fit(out, models: list[str]) -> tuple[dict[str, float], float]:
     ratings, first = out
     if not hasattr(ratings, "keys"):
         raise GradingError(f"bradley_terry_fit: ratings should be a dict {{model: rating}}, got {describe(ratings)}.")
-    missing = [m for m in models if m not in ratings]
+    missing = [m for m in models if m not in ratings.keys()]
     if missing:
         raise GradingError(f"bradley_terry_fit: no rating for {missing[0]!r}; give every model in the log a rating.")
-    try:
-        return {m: float(ratings[m]) for m in models}, float(first)
-    except (TypeError, ValueError):
-        raise GradingError("bradley_terry_fit: ratings and first_move should be numbers.") from None
+    return {m: _number(ratings[m], "bradley_terry_fit") for m in models}, _number(first, "bradley_terry_fit")
 
 
-def _close(a: tuple[dict, float], b: tuple[dict, float], tol: float) -> bool:
+def _close(a: tuple[dict, float], b: tuple[dict, float], tol: float = FIT_TOLERANCE) -> bool:
     """Same rating differences (any shift) and the same first-move term, within tol rating points."""
     ra, rb = np.array(list(a[0].values())), np.array([b[0][m] for m in a[0]])
-    return bool(np.abs((ra - ra.mean()) - (rb - rb.mean())).max() < tol and abs(a[1] - b[1]) < tol)
+    return bool(np.abs((ra - ra.mean()) - (rb - rb.mean())).max() <= tol and abs(a[1] - b[1]) <= tol)
+
+
+def _fit_one(fn: Callable) -> Callable:
+
+    def one(args):
+        (battles,) = args
+        models = _models(battles)
+        want = bradley_terry_fit(battles)
+        decided = [b for b in battles if b["winner"] != "tie"]
+        note = "" if _models(decided) == models and _has_finite_fit(decided) else (
+            " This log has a finite fit only thanks to its ties: a tie is half a win for each side, not dropped, "
+            "not a win or a loss.")  # fmt: skip
+        try:
+            got = _read_fit(call(fn, (battles,), "bradley_terry_fit"), models)
+        except GradingError as error:
+            raise GradingError(f"{error}{note}") from None
+        if not all(math.isfinite(r) for r in [*got[0].values(), got[1]]):
+            raise GradingError("bradley_terry_fit returned NaN or inf: check the step size of your updates, or "
+                               f"use Newton's method (a few steps from zero).{note}")  # fmt: skip
+        if _close(got, want):
+            mean = np.mean(list(got[0].values()))
+            if abs(mean - 1000) > FIT_TOLERANCE:
+                raise GradingError(f"bradley_terry_fit: the ratings are right up to a shift, but their mean is "
+                                   f"{mean:.2f}; shift them to a mean of 1000.")  # fmt: skip
+            return
+        probe = FIT_EXAMPLES[0]
+        mistakes = confirmed(fn, "bradley_terry_fit", FIT_HINTS, got, args, [(probe,)],
+                             lambda got, wrong, _: _close(got, wrong), lambda out: _read_fit(out, _models(probe)))  # fmt: skip
+        if mistakes:
+            raise GradingError(f"bradley_terry_fit: {mistakes[0]}")
+        if set(got[0].values()) == {got[0][models[0]]} and got[1] == 0:
+            raise GradingError("bradley_terry_fit gave every model the same rating and first_move 0: fit them to "
+                               "the log's outcomes.")  # fmt: skip
+        gap = max(abs((got[0][m] - np.mean(list(got[0].values()))) - (want[0][m] - 1000)) for m in models)
+        raise GradingError(f"bradley_terry_fit: ratings differ from the maximum-likelihood fit by up to {gap:.2f} "
+                           f"points, first_move {got[1]:+.2f} vs {want[1]:+.2f} ({len(battles)} battles, "
+                           f"{len(models)} models). Iterate until a step moves no rating by more than 0.0001 point "
+                           f"(Newton's method needs about 10 steps; gradient steps need many more).")  # fmt: skip
+
+    return one
+
+
+def _log(*rows: str) -> list[dict]:
+    """Battles written as 'a b winner' with winner a, b or tie."""
+    names = {"a": "heron", "b": "lynx-2", "c": "moose"}
+    return [{"model_a": names[a], "model_b": names[b], "winner": {"a": "model_a", "b": "model_b"}.get(w, w)}
+            for a, b, w in (row.split() for row in rows)]  # fmt: skip
+
+
+FIT_EXAMPLES = [
+    simulated_log(12, 60, 4, first=120, ties=0.2, favoured_first=True),  # position and strength entangled; it also
+    # confirms a diagnosis made on a smaller log (every mistake in FIT_HINTS gives its own fit here)
+    _log("a b a", "b a a", "a b b", "b a tie", "a b a"),  # two logs of the same models and size, other outcomes
+    _log("a b b", "b a a", "a b b", "b a tie", "a b a"),
+    _log("a b a", "b a a", "a c a", "c a b", "b c a", "c b tie", "a b b", "c a tie"),  # moose never wins
+    _log("a b tie", "b a tie"),  # the smallest log: equal ratings, no first-move advantage
+]
 
 
 @graded("bradley_terry_fit")
 def check_bradley_terry_fit(fn: Callable) -> None:
-    cases = [simulated_log(11, 3000, 5, first=80, ties=0.15),
-             simulated_log(12, 2500, 4, first=120, ties=0.1, favoured_first=True),  # position and strength entangled
-             simulated_log(13, 150, 3, first=-60, ties=0.25)]  # fmt: skip
-    for battles in cases:
-        models = arena.models_in(battles)
-        want = bradley_terry_fit(battles)
-        got = _read_fit(call(fn, (battles,), "bradley_terry_fit"), models)
-        if not all(math.isfinite(r) for r in [*got[0].values(), got[1]]):
-            raise GradingError("bradley_terry_fit returned NaN or inf: check the step size of your updates, or "
-                               "use Newton's method (a few steps from zero).")  # fmt: skip
-        if _close(got, want, tol=1.0):
-            mean = np.mean(list(got[0].values()))
-            if abs(mean - arena.MEAN_RATING) > 1.0:
-                raise GradingError(f"bradley_terry_fit: the ratings are right up to a shift, but their mean is "
-                                   f"{mean:.1f}; shift them to a mean of 1000.")  # fmt: skip
-            continue
-        for variant, message in FIT_HINTS:
-            if _close(got, variant(battles), tol=2.0):
-                raise GradingError(f"bradley_terry_fit: {message}")
-        gap = max(abs((got[0][m] - np.mean(list(got[0].values()))) - (want[0][m] - arena.MEAN_RATING)) for m in models)
-        raise GradingError(f"bradley_terry_fit: ratings differ from the maximum-likelihood fit by up to {gap:.1f} "
-                           f"points, first_move {got[1]:+.1f} vs {want[1]:+.1f} ({len(battles)} battles, "
-                           f"{len(models)} models). Iterate until the change is tiny (Newton's method needs "
-                           f"about 10 steps; gradient steps need many more).")  # fmt: skip
-    print(f"✓ bradley_terry_fit: matched the maximum-likelihood fit on {len(cases)} logs you have not seen "
-          "(ties, a first-move advantage, one log where the strongest model is always shown first).")  # fmt: skip
+    tried = holds("bradley_terry_fit", _battle_logs().map(lambda log: (log,)), _fit_one(fn),
+                  [(log,) for log in FIT_EXAMPLES], 40, bradley_terry_fit)  # fmt: skip
+    print(f"✓ bradley_terry_fit: matched the maximum-likelihood fit within {FIT_TOLERANCE} points on {tried} logs "
+          "(2 to 5 models, ties, unbalanced positions, a model that never wins).")  # fmt: skip
 
 
 # --- Exercise 3: Min-K%++ ----------------------------------------------------------------------------------------
 
 
-def min_k_plus_plus(logits: torch.Tensor, ids: torch.Tensor, k: float = 0.2) -> float:
-    """Mean of the lowest max(1, int(k * T)) scores (log p(x_t) - mu_t) / sigma_t, where mu_t and sigma_t are the
-    mean and standard deviation of log p(z) for z drawn from the model's distribution at position t."""
-    logp = torch.as_tensor(logits).double().log_softmax(-1)
+def _token_scores(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """(log p(x_t) - mu_t) / sigma_t in float64, mu_t and sigma_t the mean and spread of log p(z) under p."""
+    logp = torch.log_softmax(logits.double(), dim=-1)
     p = logp.exp()
     mu = (p * logp).sum(-1)
     sigma = (p * (logp - mu[:, None]) ** 2).sum(-1).sqrt()
-    scores = (logp.gather(-1, torch.as_tensor(ids).long()[:, None])[:, 0] - mu) / sigma
-    n = max(1, int(k * len(scores)))
-    return scores.sort().values[:n].mean().item()
+    return (logp[torch.arange(len(ids)), ids] - mu) / sigma
 
 
-def _mink_variant(uniform=False, no_sigma=False, top=False, plain=False, ceil=False, count=False, shift=False):
+def min_k_plus_plus(logits: torch.Tensor, ids: torch.Tensor, k: float = 0.2) -> float:
+    """Mean of the lowest max(1, int(k * T)) scores (log p(x_t) - mu_t) / sigma_t: the notebook's solution."""
+    scores = _token_scores(logits, ids)
+    return scores.sort().values[: max(1, int(k * len(scores)))].mean().item()
+
+
+def _mink_variant(uniform=False, no_sigma=False, top=False, plain=False, ceil=False, rounded=False, count=False,
+                  shift=False, no_minimum=False, at_cut=False, fixed_k=False, naive=False):  # fmt: skip
+    """min_k_plus_plus with one plausible mistake."""
+
     def variant(logits, ids, k=0.2):
-        logp = torch.as_tensor(logits).double().log_softmax(-1)
+        x = logits.double()
+        logp = x.softmax(-1).log() if naive else x.log_softmax(-1)
         if shift:
             logp, ids = logp[:-1], ids[1:]
         p = logp.exp()
@@ -259,130 +480,312 @@ def _mink_variant(uniform=False, no_sigma=False, top=False, plain=False, ceil=Fa
         else:
             mu = (p * logp).sum(-1)
             sigma = (p * (logp - mu[:, None]) ** 2).sum(-1).sqrt()
-        chosen = logp.gather(-1, ids.long()[:, None])[:, 0]
+        chosen = logp[torch.arange(len(ids)), ids]
         scores = chosen if plain else (chosen - mu) / (1.0 if no_sigma else sigma)
-        n = int(k) if count else (math.ceil(k * len(scores)) if ceil else int(k * len(scores)))
+        k = 0.2 if fixed_k else k
+        n = int(k) if count else math.ceil(k * len(scores)) if ceil else round(k * len(scores)) if rounded else int(
+            k * len(scores))  # fmt: skip
+        n = n if no_minimum else max(1, n)
         ordered = scores.sort(descending=top).values
-        return ordered[: max(1, n)].mean().item()
+        if at_cut:  # every score up to the n-th lowest, ties at the cut included
+            return scores[scores <= ordered[n - 1]].mean().item()
+        return ordered[:n].mean().item()
 
     return variant
 
 
-def _mink_case(seed: int, length: int, vocab: int, k: float, dtype=torch.float32, spread: float = 3.0):
+ROUND_DOWN = "take max(1, int(k * T)) tokens: round k * T down, not up or to the nearest."
+MINK_HINTS = [
+    (_mink_variant(plain=True), "that is Min-K% (the raw log-probabilities); Min-K%++ standardises each token's "
+     "log-probability by the mean and spread of log p over the vocabulary at its position."),
+    (_mink_variant(uniform=True), "mu and sigma are the mean and standard deviation of log p(z) for z drawn from "
+     "the model's distribution p (weights p(z)), not a plain average over the vocabulary."),
+    (_mink_variant(no_sigma=True), "divide by sigma, the standard deviation of log p(z) under p, too."),
+    (_mink_variant(top=True), "average the LOWEST k% of the token scores, not the highest."),
+    (_mink_variant(ceil=True), ROUND_DOWN),
+    (_mink_variant(rounded=True), ROUND_DOWN),
+    (_mink_variant(no_minimum=True), "take at least one token: max(1, int(k * T)), even when k * T < 1."),
+    (_mink_variant(at_cut=True), "average exactly max(1, int(k * T)) scores, even when several scores tie at the "
+     "cut; not every score up to the cut's value."),
+    (_mink_variant(count=True), "k is a fraction of the T tokens (0.2 = 20%), not a count."),
+    (_mink_variant(fixed_k=True), "use the k you are given, not 0.2."),
+    (_mink_variant(shift=True), "the logits are already aligned: logits[t] is the distribution that ids[t] was "
+     "drawn from; don't shift them."),
+]  # fmt: skip
+
+_STABLE = ("log(softmax(x)) is log 0 = -inf where a probability underflows (a logit far below the row's "
+           "maximum), and 0 * -inf is NaN: use torch.log_softmax, and p = log_p.exp().")  # fmt: skip
+
+
+def _spread(row: list[float]) -> float:
+    """sigma of a row of logits: 0 when its logits are equal, where the score is not defined."""
+    logp = torch.log_softmax(torch.tensor(row, dtype=torch.float64), dim=-1)
+    p = logp.exp()
+    return float((p * (logp - (p * logp).sum()) ** 2).sum().sqrt())
+
+
+@st.composite
+def _mink_inputs(draw) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """T in 1..6 positions over a vocabulary of 2 to 8, float32 or float64, rows often repeated (tied scores),
+    some logits far below the row's maximum (their probability underflows), the whole tensor at times shifted by
+    1000; every row's sigma at least 0.25."""
+    t, v = draw(st.integers(1, 6)), draw(st.integers(2, 8))
+    values = st.one_of(st.sampled_from([0.0, 1.0, 2.0]), draws.floats(-5.0, 5.0), st.sampled_from([-200.0, -1000.0]))
+    rows = draw(st.lists(st.lists(values, min_size=v, max_size=v).filter(lambda row: _spread(row) >= 0.25),
+                         min_size=1, max_size=t))  # fmt: skip
+    which = draw(st.lists(st.integers(0, len(rows) - 1), min_size=t, max_size=t))
+    dtype = draw(st.sampled_from([torch.float32, torch.float64]))
+    logits = torch.tensor([rows[i] for i in which], dtype=torch.float64) + draw(st.sampled_from([0.0, 1000.0, -1000.0]))
+    ids = torch.tensor(draw(st.lists(st.integers(0, v - 1), min_size=t, max_size=t)))
+    return logits.to(dtype), ids, draw(st.one_of(st.sampled_from([0.2, 1.0, 0.5, 0.25, 0.1]), draws.floats(0.01, 1.0)))
+
+
+def _mink_example(rows: list[list[float]], ids: list[int], k: float, dtype=torch.float32):
+    return torch.tensor(rows, dtype=dtype), torch.tensor(ids), k
+
+
+MINK_EXAMPLES = [
+    _mink_example([[2.0, 0.0, 1.0, -1.0], [0.0, 3.0, 1.0, 0.5], [1.0, 1.0, 4.0, 0.0], [2.0, 0.0, 1.0, -1.0],
+                   [0.5, 0.0, 2.0, 1.0]], [1, 1, 3, 1, 0], 0.4),  # int(0.4 * 5) = 2; the 2nd and 3rd lowest tie
+    _mink_example([[2.0, 0.0, 1.0, -1.0], [0.0, 3.0, 1.0, 0.5], [1.0, 1.0, 4.0, 0.0], [2.0, 0.0, 1.0, -1.0],
+                   [0.5, 0.0, 2.0, 1.0]], [2, 0, 2, 2, 3], 0.4),  # the same shape, other tokens, a tie at the cut again
+    _mink_example([[0.0, 1.0, 2.0, -1000.0], [1000.0, 1001.0, 0.0, 999.0]], [3, 1], 0.5),  # p underflows
+    _mink_example([[3.0, 0.0, 1.0]], [2], 0.2, torch.float64),  # one token: int(0.2) = 0, so 1
+    _mink_example([[0.0, 2.0], [2.0, 0.0], [1.0, -1.0]], [0, 0, 1], 1.0, torch.float64),  # k = 100%: every token
+    _mink_example([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [1.0, 0.0, 0.0]], [1, 1, 1, 0], 0.7),  # int(2.8) = 2
+]  # fmt: skip
+
+
+def _other_rounding(out: float, logits, ids, k) -> bool:
+    """k * T a hair below an integer (0.29 * 100 = 28.999...): counting that integer passes too."""
+    t = len(ids)
+    if int(k * t) == round(k * t) or abs(k * t - round(k * t)) > 1e-9:
+        return False
+    return math.isclose(out, _token_scores(logits, ids).sort().values[: round(k * t)].mean().item(), rel_tol=1e-4)
+
+
+def _mink_probe(seed: int, t: int, k: float) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """Logits whose first three rows (and tokens) are equal, one logit at -1000 (its probability underflows)."""
     g = torch.Generator().manual_seed(seed)
-    logits = (torch.randn(length, vocab, generator=g) * spread * torch.rand(length, 1, generator=g) + 0.3).to(dtype)
-    logits[:, : vocab // 10] += 4.0  # a few likely tokens, as in a language model
-    ids = torch.randint(0, vocab, (length,), generator=g)
-    ids[: length // 3] = torch.randint(0, vocab // 10, (length // 3,), generator=g)  # some likely, some not
+    logits, ids = torch.randn(t, 6, generator=g) * 2, torch.randint(0, 6, (t,), generator=g)
+    logits[1:3], ids[1:3] = logits[0], ids[0]
+    logits[min(3, t - 1), 0] = -1000.0
     return logits, ids, k
+
+
+# inputs on which the mistakes above all differ (k * T = 3.7 with three scores tied at the cut; k * T = 0.6), to
+# confirm a diagnosis made on a smaller input
+MINK_PROBES = [_mink_probe(13, 10, 0.37), _mink_probe(13, 3, 0.2)]
+
+
+def _close_numbers(got: float, want: float) -> bool:
+    return math.isclose(got, want, rel_tol=1e-4, abs_tol=1e-4) or math.isnan(got) and math.isnan(want)
+
+
+def _mink_one(fn: Callable) -> Callable:
+
+    def one(args):
+        logits, ids, k = args
+        want = min_k_plus_plus(logits.clone(), ids.clone(), k)
+        got = _number(call(fn, (logits, ids, k), "min_k_plus_plus"), "min_k_plus_plus")
+        if _close_numbers(got, want) or _other_rounding(got, logits, ids, k):
+            return
+        mistakes = confirmed(fn, "min_k_plus_plus", MINK_HINTS, got, args, MINK_PROBES,
+                             lambda got, wrong, _: _close_numbers(got, wrong), lambda out: _number(out, "min_k_plus_plus"))  # fmt: skip
+        if mistakes:
+            raise GradingError(f"min_k_plus_plus: {mistakes[0]}")
+        if not math.isfinite(got):
+            raise GradingError(f"min_k_plus_plus returned {got} where the score is finite: {_STABLE}")
+        raise GradingError(f"min_k_plus_plus returned {got:.6g}, expected {want:.6g} (T = {len(ids)}, vocabulary "
+                           f"{logits.shape[-1]}, k = {k:.6g}, scores {show(_token_scores(logits, ids))}).")  # fmt: skip
+
+    return one
 
 
 @graded("min_k_plus_plus")
 def check_min_k_plus_plus(fn: Callable) -> None:
-    cases = [_mink_case(0, 30, 120, 0.2), _mink_case(1, 12, 60, 0.5), _mink_case(2, 7, 200, 0.2),
-             _mink_case(3, 25, 80, 1.0, dtype=torch.float64), _mink_case(4, 40, 150, 0.1, spread=6.0),
-             _mink_case(5, 1, 50, 0.2)]  # fmt: skip
-    hints = [
-        (_mink_variant(plain=True), "that is Min-K% (the raw log-probabilities); Min-K%++ standardises each token's "
-         "log-probability by the mean and spread of log p over the vocabulary at its position."),
-        (_mink_variant(uniform=True), "mu and sigma are the mean and standard deviation of log p(z) for z drawn from "
-         "the model's distribution p (weights p(z)), not a plain average over the vocabulary."),
-        (_mink_variant(no_sigma=True), "divide by sigma, the standard deviation of log p(z) under p, too."),
-        (_mink_variant(top=True), "average the LOWEST k% of the token scores, not the highest."),
-        (_mink_variant(ceil=True), "take max(1, int(k * T)) tokens (rounding down), as the statement says."),
-        (_mink_variant(count=True), "k is a fraction of the T tokens (0.2 = 20%), not a count."),
-        (_mink_variant(shift=True), "the logits are already aligned: logits[t] is the distribution that ids[t] was "
-         "drawn from; don't shift them."),
-    ]  # fmt: skip
-    for logits, ids, k in cases:
-        want = min_k_plus_plus(logits, ids, k)
-        out = call(fn, (logits, ids, k), "min_k_plus_plus")
-        if isinstance(out, torch.Tensor | np.ndarray) and np.size(out) == 1:
-            out = out.item()
-        if not isinstance(out, int | float | np.floating):
-            raise GradingError(f"min_k_plus_plus should return a number, got {describe(out)}.")
-        got = float(out)
-        if math.isclose(got, want, rel_tol=1e-3, abs_tol=1e-4):
-            continue
-        if not math.isfinite(got):
-            raise GradingError(f"min_k_plus_plus returned {got}: sigma is 0 only for a one-token vocabulary; look "
-                               "for log(0) * 0 (use log_softmax, not log(softmax)).")  # fmt: skip
-        for variant, message in hints:
-            try:
-                wrong = variant(logits, ids, k)
-            except Exception:  # noqa: BLE001 - a variant that cannot run on this case spots nothing
-                continue
-            if math.isclose(got, wrong, rel_tol=1e-3, abs_tol=1e-4):
-                raise GradingError(f"min_k_plus_plus: {message}")
-        raise GradingError(f"min_k_plus_plus returned {got:.4f}, expected {want:.4f} (T = {len(ids)}, "
-                           f"vocabulary {logits.shape[-1]}, k = {k}).")  # fmt: skip
-    print(f"✓ min_k_plus_plus: passed {len(cases)} checks (float32 and float64 logits, one-token texts, k = 100%).")
+    tried = holds("min_k_plus_plus", _mink_inputs(), _mink_one(fn), MINK_EXAMPLES, 60, min_k_plus_plus)
+    print(f"✓ min_k_plus_plus: passed on {tried} inputs (float32 and float64, one token, k from 1% to 100%, ties "
+          "at the cut, probabilities that underflow).")  # fmt: skip
 
 
 # --- Exercise 4: a GSM-Symbolic clause ---------------------------------------------------------------------------
 
 
-def _edge_problems() -> list[symbolic.WordProblem]:
-    """Problems whose total leaves one way open: near 99 only giving away keeps it in range, near 0 only getting."""
-    return [symbolic.WordProblem("Ada", ITEMS[0], 90, (("+", 9),)),  # total 99
-            symbolic.WordProblem("Bo", ITEMS[1], 12, (("-", 9), ("-", 2))),  # total 1
-            symbolic.WordProblem("Eve", ITEMS[4], 95, (("+", 3),)),  # total 98
-            symbolic.WordProblem("Fay", ITEMS[0], 10, (("-", 8), ("-", 2))),  # total 0
-            symbolic.WordProblem("Gus", ITEMS[1], 93, (("+", 4), ("-", 2), ("+", 2))),  # total 97
-            symbolic.WordProblem("Hal", ITEMS[2], 11, (("-", 9),)),  # total 2
-            symbolic.WordProblem("Cy", ITEMS[2], 50, (("+", 2), ("-", 3)), asked_first=True),
-            symbolic.WordProblem("Di", ITEMS[3], 40, (("+", 5), ("+", 4)), distractor="Di also has 3 pens.")]  # fmt: skip
+class _Seeded(random.Random):
+    """A random.Random that shows its seed in a message."""
+
+    def __init__(self, seed: int | None = None):
+        super().__init__(seed)
+        self.shown = seed
+
+    def __repr__(self) -> str:
+        return f"random.Random({getattr(self, 'shown', '?')})"
+
+
+def valid_moves(total: int) -> list[tuple[str, int]]:
+    """The (operation, amount) pairs that keep a total in 0..99."""
+    return [(op, x) for op in "+-" for x in range(2, 10) if 0 <= (total + x if op == "+" else total - x) <= 99]
+
+
+def add_clause(problem: symbolic.WordProblem, rng: random.Random) -> symbolic.WordProblem:
+    """The notebook's solution: one more move, uniform among the valid pairs."""
+    return symbolic.WordProblem(problem.person, problem.item, problem.start,
+                                (*problem.moves, rng.choice(valid_moves(problem.answer))), problem.asked_first,
+                                problem.distractor)  # fmt: skip
 
 
 def _running_totals(problem: symbolic.WordProblem) -> list[int]:
-    totals, total = [], problem.start
+    totals, total = [problem.start], problem.start
     for op, x in problem.moves:
         total += x if op == "+" else -x
         totals.append(total)
     return totals
 
 
-@graded("add_clause")
-def check_add_clause(fn: Callable) -> None:
-    rng = random.Random(4242)
-    names = ["Ada", "Bo", "Cy", "Di", "Eve", "Fay"]
-    problems = _edge_problems() + [symbolic.draw(rng, names) for _ in range(60)]
-    ops, amounts = set(), set()
-    for i, problem in enumerate(problems):
-        out = call(fn, (problem, random.Random(i)), "add_clause")
+ANY_TOTAL = st.one_of(st.sampled_from([0, 1, 2, 5, 8, 9, 50, 90, 91, 94, 97, 98, 99]), st.integers(0, 99))
+SKEWED_TOTAL = st.one_of(st.integers(2, 8), st.integers(91, 97), st.integers(0, 99))  # where some of one
+# operation's pairs leave the range and some stay: a skewed draw shows
+
+
+@st.composite
+def _problems(draw, totals: st.SearchStrategy = ANY_TOTAL) -> symbolic.WordProblem:
+    """A problem of 1 to 6 moves whose running totals stay in 0..99, its total often at an edge of the range."""
+    moves = draw(st.lists(st.tuples(st.sampled_from("+-"), st.integers(2, 9)), min_size=1, max_size=6))
+    total = draw(totals)
+    start = total - sum(x if op == "+" else -x for op, x in moves)
+    problem = symbolic.WordProblem(draw(st.sampled_from(["Ada", "Bo", "Cy", "Di"])), draw(st.sampled_from(ITEMS)),
+                                   start, tuple(moves), draw(st.booleans()),
+                                   draw(st.sampled_from(["", "Di also has 3 pens."])))  # fmt: skip
+    assume(all(0 <= t <= 99 for t in _running_totals(problem)))
+    return problem
+
+
+CLAUSE_EXAMPLES = [
+    symbolic.WordProblem("Ada", ITEMS[0], 90, (("+", 9),)),  # total 99: only giving away keeps it in range
+    symbolic.WordProblem("Bo", ITEMS[1], 12, (("-", 9), ("-", 2))),  # total 1: only getting more
+    symbolic.WordProblem("Eve", ITEMS[4], 95, (("+", 3),)),  # total 98
+    symbolic.WordProblem("Fay", ITEMS[0], 10, (("-", 8), ("-", 2))),  # total 0
+    symbolic.WordProblem("Gus", ITEMS[1], 93, (("+", 4), ("-", 2), ("+", 2))),  # total 97
+    symbolic.WordProblem("Hal", ITEMS[2], 11, (("-", 9),)),  # total 2
+    symbolic.WordProblem("Cy", ITEMS[2], 50, (("+", 2), ("-", 3)), asked_first=True),
+    symbolic.WordProblem("Di", ITEMS[3], 40, (("+", 5), ("+", 4)), distractor="Di also has 3 pens."),
+    symbolic.WordProblem("Di", ITEMS[3], 41, (("+", 4), ("+", 5)), distractor="Di also has 3 pens."),  # same size
+]  # fmt: skip
+
+
+def _clause_one(fn: Callable) -> Callable:
+    """One call: a WordProblem with one valid move appended, the rest kept, the same move again for the same seed."""
+
+    def one(args):
+        problem, rng = args
+        seed = rng.shown
+        out = call(fn, (problem, _Seeded(seed)), "add_clause", mutable=(1,))
         if not isinstance(out, symbolic.WordProblem):
             raise GradingError(f"add_clause should return a WordProblem (dataclasses.replace(problem, moves=...)), "
                                f"got {describe(out)}.")  # fmt: skip
-        kept = ("person", "item", "start", "asked_first", "distractor")
-        changed = [f for f in kept if getattr(out, f) != getattr(problem, f)]
+        changed = [f for f in ("person", "item", "start", "asked_first", "distractor")
+                   if getattr(out, f) != getattr(problem, f)]  # fmt: skip
         if changed:
-            raise GradingError(f"add_clause changed the problem's {changed[0]}: add a clause, keep everything else.")
+            raise GradingError(f"add_clause changed the problem's {changed[0]} ({getattr(problem, changed[0])!r} to "
+                               f"{getattr(out, changed[0])!r}): add a clause, keep everything else.")  # fmt: skip
         if len(out.moves) != len(problem.moves) + 1 or tuple(out.moves[:-1]) != tuple(problem.moves):
             raise GradingError(f"add_clause turned moves {problem.moves} into {out.moves}: keep every move and add "
                                "exactly one at the end.")  # fmt: skip
         op, x = out.moves[-1]
-        if op not in ("+", "-") or not isinstance(x, int) or isinstance(x, bool) or not 2 <= x <= 9:
+        if op not in ("+", "-") or type(x) is not int or not 2 <= x <= 9:
             raise GradingError(f"add_clause added the move {(op, x)!r}: a move is ('+', x) or ('-', x) with a "
-                               "one-digit amount x in 2..9 (an int), as in the training problems.")  # fmt: skip
-        if not all(0 <= t <= 99 for t in _running_totals(out)):
+                               "one-digit amount x in 2..9 (a Python int), as in the training problems.")  # fmt: skip
+        if not 0 <= out.answer <= 99:
             raise GradingError(f"add_clause added {(op, x)} to a problem whose total is {problem.answer}, taking it "
                                f"to {out.answer}: keep every running total in 0..99 (choose the operation and the "
                                "amount from those that stay in range).")  # fmt: skip
-        again = call(fn, (problem, random.Random(i)), "add_clause")
+        again = call(fn, (problem, _Seeded(seed)), "add_clause", mutable=(1,))
         if again != out:
             raise GradingError("add_clause gave two different clauses for the same rng seed: draw from `rng` only "
                                "(rng.choice, rng.randint), not the global `random`, so that a seed reproduces it.")  # fmt: skip
-        ops.add(op)
-        amounts.add(x)
-    if ops != {"+", "-"} or len(amounts) < 5:
-        raise GradingError(f"add_clause: over {len(problems)} problems it only ever added {sorted(ops)} with amounts "
-                           f"{sorted(amounts)}; draw the operation and the amount at random.")  # fmt: skip
-    middle = symbolic.WordProblem("Ivo", ITEMS[3], 40, (("+", 6), ("-", 3), ("+", 7)))  # total 50: all 16 pairs valid
-    drawn = [call(fn, (middle, random.Random(10_000 + i)), "add_clause").moves[-1] for i in range(800)]
-    counts = [drawn.count((op, x)) for op in "+-" for x in range(2, 10)]
-    if min(counts) < 18 or max(counts) > 85:  # 50 expected each (sd 7): a uniform draw stays inside with near certainty
-        raise GradingError(f"add_clause: on a problem whose total is 50, 800 draws gave each (operation, amount) "
-                           f"between {min(counts)} and {max(counts)} times; draw uniformly among the pairs that keep "
-                           "the total in range (here all 16 do), so each should come up about 50 times.")  # fmt: skip
-    print(f"✓ add_clause: {len(problems)} problems, every total in range, both operations and {len(amounts)} "
-          "amounts drawn, reproducible from the seed.")  # fmt: skip
+
+    return one
+
+
+DRAWS = 1600  # clauses drawn per problem to test that the draw is uniform among the valid pairs
+
+
+def _chi_square_limit(df: int, z: float = 5.3) -> float:
+    """The chi-square value a uniform draw exceeds with probability about 1e-7 (Wilson–Hilferty)."""
+    return df * (1 - 2 / (9 * df) + z * math.sqrt(2 / (9 * df))) ** 3
+
+
+def _op_first(total: int) -> dict:
+    """The operation drawn first (among those with a valid amount), then the amount."""
+    valid = valid_moves(total)
+    ops = sorted({op for op, _ in valid})
+    return {(op, x): 1 / len(ops) / sum(o == op for o, _ in valid) for op, x in valid}
+
+
+def _flipped_at_edges(total: int) -> dict:
+    """Any of the 16 pairs drawn, the operation flipped when the total leaves 0..99."""
+    probs = Counter()
+    for op in "+-":
+        for x in range(2, 10):
+            pair = (op, x) if (op, x) in valid_moves(total) else ("-" if op == "+" else "+", x)
+            probs[pair] += 1 / 16
+    return dict(probs)
+
+
+DRAW_HINTS = [
+    (_op_first, "you draw the operation first, then the amount: near the edges that favours the operation with "
+     "fewer valid amounts. Draw uniformly among the valid (operation, amount) pairs (list them, then rng.choice)."),
+    (_flipped_at_edges, "you flip the operation when the move would leave 0..99: near the edges that makes the "
+     "flipped pairs twice as likely. Draw uniformly among the valid pairs (list them, then rng.choice)."),
+]  # fmt: skip
+
+
+def _chi_square(counts: Counter, probs: dict) -> float:
+    if set(counts) - set(probs):
+        return math.inf
+    return sum((counts[pair] - DRAWS * p) ** 2 / (DRAWS * p) for pair, p in probs.items())
+
+
+def _uniform_one(fn: Callable) -> Callable:
+    """Many seeds on one problem: the added pair is uniform among the valid ones."""
+
+    def one(args):
+        (problem,) = args
+        first = call(fn, (problem, _Seeded(0)), "add_clause", mutable=(1,))
+        drawn = [first]
+        try:  # the problem is frozen and each rng fresh: the rest are called directly, for speed
+            drawn += [fn(problem, random.Random(seed)) for seed in range(1, DRAWS)]
+        except Exception:  # noqa: BLE001 - let `call` explain the error
+            for seed in range(1, DRAWS):
+                call(fn, (problem, _Seeded(seed)), "add_clause", mutable=(1,))
+        counts = Counter(tuple(out.moves[-1]) for out in drawn)
+        valid = valid_moves(problem.answer)
+        uniform = dict.fromkeys(valid, 1 / len(valid))
+        if _chi_square(counts, uniform) <= _chi_square_limit(len(valid) - 1):
+            return
+        if len(counts) == 1:
+            raise GradingError(f"add_clause added {next(iter(counts))} for every seed of rng: draw the clause with "
+                               "`rng` (rng.choice), so that other seeds give other clauses.")  # fmt: skip
+        for shape, message in DRAW_HINTS:
+            if shape(problem.answer) != uniform and _chi_square(counts, shape(problem.answer)) <= _chi_square_limit(
+                    len(valid) - 1):  # fmt: skip
+                raise GradingError(f"add_clause: {message}")
+        often = ", ".join(f"{op}{x}: {counts[op, x]}" for op, x in valid)
+        raise GradingError(f"add_clause: on a problem whose total is {problem.answer}, {DRAWS} seeds gave {often}; "
+                           f"draw uniformly among the {len(valid)} pairs that keep the total in 0..99, about "
+                           f"{DRAWS // len(valid)} each.")  # fmt: skip
+
+    return one
+
+
+@graded("add_clause")
+def check_add_clause(fn: Callable) -> None:
+    seeded = st.tuples(_problems(), st.integers(0, 2**32 - 1).map(_Seeded))
+    tried = holds("add_clause", seeded, _clause_one(fn), [(p, _Seeded(i)) for i, p in enumerate(CLAUSE_EXAMPLES)],
+                  60, add_clause)  # fmt: skip
+    uniform_on = [CLAUSE_EXAMPLES[i] for i in (5, 4, 6)]  # totals 2 and 97 (where a skewed draw shows) and 45
+    skewed = _problems(SKEWED_TOTAL).map(lambda p: (p,))
+    spread = holds("add_clause", skewed, _uniform_one(fn), [(p,) for p in uniform_on], 5, add_clause)
+    print(f"✓ add_clause: {tried} problems (totals at the edges of 0..99 included), the rest kept, reproducible "
+          f"from the seed, and uniform among the valid pairs over {DRAWS} seeds on {spread} problems.")  # fmt: skip
