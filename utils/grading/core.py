@@ -25,14 +25,17 @@ import copy
 import functools
 import inspect
 import os
+import tempfile
 import types
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 import torch
 from hypothesis import HealthCheck, Phase, Verbosity, example, given, seed, settings
+from hypothesis.configuration import set_hypothesis_home_dir
 from hypothesis.errors import Flaky
 from hypothesis.strategies import SearchStrategy
 
@@ -394,12 +397,14 @@ def same_as(wrong: Callable) -> Callable:
 
 
 def confirmed(fn: Callable, name: str, mistakes: Iterable[tuple[Callable, str]], out, args: Sequence,
-              probes: Sequence[Sequence], close: Callable, read: Callable = lambda out: out) -> list[str]:  # fmt: skip
+              probes: Sequence[Sequence], close: Callable, read: Callable = lambda out: out,
+              mutable: Sequence[int] = ()) -> list[str]:  # fmt: skip
     """The messages of the known mistakes `(wrong_fn, message)` that explain `out` on args AND that fn makes again on
     every probe (fixed inputs on which the mistakes all differ): on one small input several mistakes, or a mistake
     and a stale cache, give the same output, and a hint must name the one the student made.
 
-    close(got, wrong_out, args) -> bool; read(out) turns fn's raw output on a probe into what close compares.
+    close(got, wrong_out, args) -> bool; read(out) turns fn's raw output on a probe into what close compares;
+    mutable: as for `call` (each probe is copied first all the same).
     """
 
     def made(wrong: Callable, inputs: Sequence, got) -> bool:
@@ -411,7 +416,7 @@ def confirmed(fn: Callable, name: str, mistakes: Iterable[tuple[Callable, str]],
     suspects = [(wrong, message) for wrong, message in mistakes if made(wrong, args, out)]
     for probe in probes if suspects else ():
         try:
-            seen = read(call(fn, probe, name))
+            seen = read(call(fn, copies(probe), name, mutable))
         except GradingError:
             return []
         suspects = [(wrong, message) for wrong, message in suspects if made(wrong, probe, seen)]
@@ -501,6 +506,7 @@ def show_call(name: str, reference: Callable | None, args: Sequence) -> str:
 # --- drawing inputs: property-based checks -----------------------------------------------------------------
 
 FRESH_DRAWS = "WORKBOOK_FRESH_DRAWS"  # set it to draw new inputs on every run, as when grading a class
+set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "workbook-hypothesis")  # not a .hypothesis folder beside the notebook
 
 
 class _Stop(BaseException):

@@ -1,8 +1,9 @@
 """What the checks draw their inputs from: Hypothesis strategies over a statement's whole domain.
 
-Shapes and values shrink towards small and simple, so a failing input is reported at its smallest. Values come
-from a few fixed points as well as from a range, so that ties (equal logits, equal scores) are drawn often, and
-`logits` shifts a whole tensor by ±1000 now and then, where a naive exp() overflows.
+Shapes and values shrink towards small and simple, so a failing input is reported at its smallest. Logits come
+from a few fixed points as well as from a grid, so that ties (equal logits) are drawn often and values that are not
+tied differ by far more than float32 rounding; `logits` now and then shifts a whole tensor by ±1000 or spreads each
+row from +1000 to -1000, where a naive exp() overflows.
 """
 
 from __future__ import annotations
@@ -32,15 +33,25 @@ def tensors(shape, elements: st.SearchStrategy | None = None, dtype: torch.dtype
     return hnp.arrays(np_dtype, shape, elements=elements).map(lambda a: torch.from_numpy(np.array(a, dtype=np_dtype)))
 
 
-def logit_values(dtype: torch.dtype = torch.float32) -> st.SearchStrategy[float]:
-    """Values in [-8, 8], often exactly 0, 1 or 2 so that equal logits (ties) are common."""
-    width = 32 if dtype == torch.float32 else 64
-    return st.one_of(st.sampled_from([0.0, 1.0, 2.0]), floats(-8.0, 8.0, width))
+def logit_values() -> st.SearchStrategy[float]:
+    """Values on a grid of 1e-4 in [-8, 8], often exactly 0, 1 or 2: equal logits (ties) are common, and logits that
+    are not equal are at least 1e-4 apart, so that float32 probabilities tell them apart too."""
+    return st.one_of(st.sampled_from([0.0, 1.0, 2.0]), st.integers(-80_000, 80_000).map(lambda i: i / 10_000))
+
+
+def _extreme(x: torch.Tensor, how: str) -> torch.Tensor:
+    if how == "spread":  # each row's last logit +1000, its first -1000 (its mean, minimum or first is no safe shift)
+        x = x.clone()
+        x[..., 0] -= 1000.0 if x.shape[-1] > 1 else 0.0
+        x[..., -1] += 1000.0
+        return x
+    return x + {"none": 0.0, "up": 1000.0, "down": -1000.0}[how]
 
 
 def logits(shape, dtype: torch.dtype = torch.float32, extreme: bool = True) -> st.SearchStrategy[torch.Tensor]:
-    """Logit tensors; with `extreme`, sometimes shifted as a whole by +1000 or -1000 (a softmax is unchanged)."""
-    values = tensors(shape, logit_values(dtype), dtype)
+    """Logit tensors; with `extreme`, now and then shifted as a whole by ±1000 (a softmax is unchanged) or spread
+    from +1000 to -1000 within each row."""
+    values = tensors(shape, logit_values(), dtype)
     if not extreme:
         return values
-    return st.tuples(values, st.sampled_from([0.0, 1000.0, -1000.0])).map(lambda vo: vo[0] + vo[1])
+    return st.tuples(values, st.sampled_from(["none", "none", "up", "down", "spread"])).map(lambda vh: _extreme(*vh))

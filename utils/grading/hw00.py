@@ -28,10 +28,13 @@ def _rounding_of(logits: torch.Tensor, temperature: float) -> dict:
 
 
 def check_softmax_with_temperature(fn) -> None:
-    temperatures = st.one_of(st.sampled_from([1.0, 0.5, 2.0]), draws.floats(0.05, 20.0))
+    temperatures = st.one_of(st.sampled_from([1.0, 0.5, 2.0, 0.05, 20.0]), draws.floats(0.05, 20.0))
     examples = [
         (torch.tensor([2.0, 1.0, 0.0]), 0.5),
         (torch.tensor([[1000.0, 999.0, 0.0], [0.0, 0.0, 0.0], [-1000.0, -1001.0, -1002.0]]), 2.0),  # a naive exp fails
+        (torch.tensor([1000.0, -1000.0, 0.0]), 1.0),  # a row's mean or minimum is no safe shift
+        (torch.tensor([0.0, -200.0]), 20.0),  # softmax(x) ** (1 / T) underflows
+        (torch.tensor([1.0, 0.9]), 0.05),  # the smallest temperature allowed
         (torch.tensor([3.0]), 0.1),  # a vocabulary of one
     ]
     hints = [
@@ -89,13 +92,15 @@ def _at_either_side_of_p(out, logits, p):
 
 
 def _p_at_a_cut(logits: torch.Tensor, data) -> float:
-    """p equal to the mass of a row's j most probable tokens: the cut the nucleus rule is about."""
+    """p equal to the mass of a row's j most probable tokens (the cut the nucleus rule is about), or a hair off it
+    (5e-5, 1e-5: then the rule decides, not rounding)."""
     probs = torch.softmax(logits.reshape(-1, logits.shape[-1])[0].double(), dim=-1).sort(descending=True).values
-    return min(1.0, float(probs[: data.draw(st.integers(1, len(probs)))].sum()))
+    mass = float(probs[: data.draw(st.integers(1, len(probs)))].sum())
+    return min(1.0, mass + data.draw(st.sampled_from([0.0, 0.0, 5e-5, -5e-5, 1e-5, -1e-5])))
 
 
 def _top_p_inputs():
-    p_values = st.one_of(st.sampled_from([1.0, 0.5]), draws.floats(0.01, 1.0))
+    p_values = st.one_of(st.sampled_from([1.0, 0.5, 0.995, 0.999]), draws.floats(0.01, 1.0))
     drawn = st.tuples(LOGITS, p_values)
     at_cut = st.tuples(LOGITS, st.data()).map(lambda ld: (ld[0], _p_at_a_cut(ld[0], ld[1])))
     return st.one_of(drawn, at_cut.filter(lambda lp: lp[1] > 0))
@@ -107,6 +112,9 @@ def check_top_p_filter(fn) -> None:
         (torch.log(torch.tensor([0.4, 0.3, 0.2, 0.1])), 1.0),  # keeps everything
         (torch.tensor([[2.0, 1.0, 1.0, 0.0], [1.0, 1.0, 1.0, 0.0], [0.0, 3.0, 0.0, 3.0]]), 0.6),  # ties at the boundary
         (torch.tensor([[1000.0, 999.0, 0.0, -1000.0], [-1000.5, -1000.0, -1001.0, -1003.0]]), 0.9),  # extreme logits
+        (torch.tensor([10.0, 0.0]), 0.995),  # p close to 1 still cuts
+        (torch.tensor([2.0, 1.0005, 1.0, 0.0]), float(torch.softmax(torch.tensor([2.0, 1.0005, 1.0, 0.0]).double(), -1)[0])
+         + 1e-3),  # 1.0005 is kept, 1.0 is not: nearly as probable is not tied
     ]
     hints = [
         (same_as(_drop_crossing_token), "keep the token that takes the cumulative probability past p (the nucleus "
@@ -144,7 +152,9 @@ def _float32_error(logits, tokens) -> dict:
 def check_sequence_logprob(fn) -> None:
     sizes = st.tuples(st.integers(1, 4), st.integers(1, 6), st.integers(1, 8))
     spread = torch.tensor([[[0.0, 1000.0, -1000.0], [5.0, -995.0, 1000.0], [0.0, 0.0, 0.0]]])  # log(softmax) is -inf
-    examples = [(spread, torch.tensor([[0, 2, 1]])), (torch.zeros(2, 1, 3), torch.tensor([[0], [2]]))]  # one token: 0
+    scales = torch.tensor([[[1000.0, 999.0], [0.0, -1.0], [0.0, 0.0]]])  # one maximum for all positions overflows
+    examples = [(spread, torch.tensor([[0, 2, 1]])), (scales, torch.tensor([[0, 1, 0]])),
+                (torch.zeros(2, 1, 3), torch.tensor([[0], [2]]))]  # one token: 0
     shift = "shift by one: the logits at position t predict the token at position t+1."
     hints = [
         (same_as(lambda lg, t: torch.log_softmax(lg, -1)[:, :-1].gather(-1, t[:, :-1, None]).squeeze(-1).sum(-1)),

@@ -25,6 +25,7 @@ from utils.grading.core import (
     call,
     check_property,
     compare,
+    confirmed,
     copies,
     describe,
     expect_list,
@@ -70,9 +71,9 @@ def _pass_inputs(draw) -> tuple[int, int, int]:
     return n, draw(st.one_of(st.sampled_from(edges), st.integers(0, n))), k
 
 
-def _pass_tolerance(c: int) -> float:
-    """A float32 product of c factors is exact only to about sqrt(c) roundings."""
-    return 2e-6 + 8 * FLOAT32_EPS * math.sqrt(c)
+def _pass_tolerance(c: int, k: int) -> float:
+    """A float32 product of c factors (or of k, the other product form) is exact only to about sqrt(c) roundings."""
+    return 2e-6 + 8 * FLOAT32_EPS * math.sqrt(max(c, k))
 
 
 @graded("pass_at_k")
@@ -88,7 +89,7 @@ def check_pass_at_k(fn: Callable) -> None:
             out = _number(call(fn, args, "pass_at_k"), "pass_at_k")
         except GradingError as exc:
             raise GradingError(f"{exc} Here {too_few_wrong}" if n - c < k and "raised" in str(exc) else str(exc)) from None
-        if math.isclose(out, want, rel_tol=1e-5, abs_tol=_pass_tolerance(c)):
+        if math.isclose(out, want, rel_tol=1e-5, abs_tol=_pass_tolerance(c, k)):
             return
         near = lambda x: math.isclose(out, x, rel_tol=1e-6, abs_tol=1e-9)  # noqa: E731
         if not math.isfinite(out):
@@ -138,7 +139,7 @@ def _thinking(b: int, c: int) -> str:
 def _answering(draw, a: int) -> str:
     """A reply whose answer is a, with numbers in its thinking and any of the endings that still end an integer."""
     space = draw(st.sampled_from([" ", "  ", "\n"]))
-    end = draw(st.sampled_from([".", "", "!", " apples.", ",", ".\n", "?"]))
+    end = draw(st.sampled_from([".", "", "!", " apples.", ",", ".\n", "?", ";", ":"]))
     return f"{_thinking(draw(THOUGHT), draw(THOUGHT))} The answer is{space}{a}{end}"
 
 
@@ -147,13 +148,18 @@ def _reply(draw) -> str:
     """A reply ending in one of the ways the parser's rule is about."""
     a, c = draw(VALUES), draw(VALUES)
     thinking = _thinking(draw(THOUGHT), draw(THOUGHT))
-    kind = draw(st.sampled_from(["answer", "answer", "cut off", "twice", "not an integer", "dangling", "lower case"]))
+    kind = draw(st.sampled_from(["answer", "answer", "cut off", "twice", "not an integer", "dangling", "lower case",
+                                 "in the thinking", "plus sign"]))  # fmt: skip
     if kind == "cut off":  # ran out of tokens mid-thought
         return thinking[: draw(st.integers(0, len(thinking)))]
     if kind == "twice":  # a reply that changes its mind: the last answer counts
         return f"{THINK_OPEN} The answer is {c}. wait, " + draw(_answering(a))[len(THINK_OPEN) + 1 :]
     if kind == "not an integer":
-        return f"{thinking} The answer is {a}{draw(st.sampled_from(['.5', '.25.', 'x', ',5', '/2']))}"
+        return f"{thinking} The answer is {a}{draw(st.sampled_from(['.5', '.25.', 'x', ',5', '/2', '.0']))}"
+    if kind == "in the thinking":  # the last "The answer is" comes before </think>, and still counts
+        return f"{THINK_OPEN} {draw(THOUGHT)} + 1 = {draw(THOUGHT)}{SEP}The answer is {a} {THINK_CLOSE} Done."
+    if kind == "plus sign":  # "+5" is no integer the parser reads
+        return f"{thinking} The answer is +{a}."
     if kind == "dangling":  # nothing readable after the last "The answer is"
         return f"{thinking} The answer is {a}. So The answer is{draw(st.sampled_from(['', ' unclear.', ' twelve.']))}"
     if kind == "lower case":
@@ -245,6 +251,10 @@ def check_majority_vote(fn: Callable) -> None:
         ([t(12) + " wait, " + t(9), t(9, "!"), t(12, ",")],),  # the LAST "The answer is" counts
         ([t(7), t(12).replace("The", "the"), t(12).replace("The", "the")],),  # the phrase's case matters
         ([t(7), t(12) + " So The answer is", t(12) + " So The answer is"],),  # no integer after the last phrase
+        ([f"{THINK_OPEN} The answer is 5 {THINK_CLOSE} Done.", f"{THINK_OPEN} The answer is 5 {THINK_CLOSE} Done.",
+          t(7)],),  # the last "The answer is" may sit inside the thinking
+        ([t(42, ";"), t(42, ":"), t(7)],),  # ";" and ":" end an integer
+        ([t(42, ".0"), t(42, ".0"), t("+5"), t("+5"), t(7)],),  # "42.0" and "+5" are no answers
         ([cut, "The answer is"],),  # nobody answers
         ([],),
     ]
@@ -297,13 +307,15 @@ class Rollouts:
 
     def continuation(self, prefix: str, i: int) -> str:
         a, rate = self.answer, (0.0, 0.3, 0.5, 0.7, 1.0)[int(self._u(prefix) * 5)]
-        other, kind = a + 1 + int(self._u(prefix, i, "other") * 5), int(self._u(prefix, i, "kind") * 4)
+        other, kind = a + 1 + int(self._u(prefix, i, "other") * 5), int(self._u(prefix, i, "kind") * 5)
         if self._u(prefix, i) < rate:
             return [f"{SEP}{a - 3} + 3 = {a} {THINK_CLOSE} The answer is {a}.", f" {THINK_CLOSE} The answer is {a}",
                     f"{SEP}wait, {other} {THINK_CLOSE} The answer is {other}. No: The answer is  {a}!",
-                    f" {THINK_CLOSE} The answer is {a} apples."][kind]  # fmt: skip
+                    f" {THINK_CLOSE} The answer is {a} apples.",
+                    f"{SEP}The answer is {a} {THINK_CLOSE} Done."][kind]  # fmt: skip
         return [f"{SEP}{a} + 1 = {other} {THINK_CLOSE} The answer is {other}.", f" {THINK_CLOSE} The answer is {a}.5",
-                f"{SEP}{a} - 2 =", f" {THINK_CLOSE} The answer is {a}. wait, The answer is {-a if a else 1}."][kind]  # fmt: skip
+                f"{SEP}{a} - 2 =", f" {THINK_CLOSE} The answer is {a}. wait, The answer is {-a if a else 1}.",
+                f"{SEP}The answer is {other} {THINK_CLOSE} Done."][kind]  # fmt: skip
 
 
 def _prefixes(prompt: str, steps: list[str]) -> list[str]:
@@ -344,26 +356,43 @@ SHEPHERD_MISTAKES = [
      "with every prefix repeated n times, continuations k*n to k*n + n - 1 belong to step k."),
 ]  # fmt: skip
 
-STEP = st.builds(lambda x, y, wait: f"{'wait, ' if wait else ''}{x} + {y} = {x + y}", st.integers(2, 99),
-                 st.integers(2, 9), st.booleans())  # fmt: skip
-PROMPT = st.builds(lambda x, y, end: f"What is {x} + {y}?{end}", st.integers(2, 99), st.integers(2, 99),
-                   st.sampled_from(["", " ", "\n"]))  # fmt: skip
+STEP = st.builds(lambda x, y, wait, pad: f"{pad}{'wait, ' if wait else ''}{x} + {y} = {x + y}{pad}",
+                 st.integers(2, 99), st.integers(2, 9), st.booleans(), st.sampled_from(["", "", " "]))  # fmt: skip
 
 
-def _shepherd_inputs() -> st.SearchStrategy:
-    """(prompt, steps, answer, n, salt): up to 4 steps (none included), n from 1, answers negative and 0 too."""
-    answers = st.one_of(st.sampled_from([0, -7]), st.integers(-50, 150))
-    return st.tuples(PROMPT, st.lists(STEP, max_size=4), answers, st.integers(1, 5), st.integers(0, 2**16))
+@st.composite
+def _shepherd_inputs(draw) -> tuple:
+    """(prompt, steps, answer, n, salt): up to 4 steps (none included, spaces around some), n from 1, answers
+    negative and 0 too; some prompts hold a worked example whose "The answer is" gives the right answer (only the
+    continuation may be read)."""
+    answer = draw(st.one_of(st.sampled_from([0, -7]), st.integers(-50, 150)))
+    example = draw(st.sampled_from(["", "", f"Example: 1 + 1? The answer is {answer}.\n"]))
+    prompt = f"{example}What is {draw(st.integers(2, 99))} + {draw(st.integers(2, 99))}?"
+    prompt += draw(st.sampled_from(["", " ", "\n"]))
+    return prompt, draw(st.lists(STEP, max_size=4)), answer, draw(st.integers(1, 5)), draw(st.integers(0, 2**16))
 
 
 def _drawn(prompt, steps, answer, n, sampler_seed):
     """How a drawn case is shown: shepherd_labels got these and a sampler seeded by `sampler_seed` as `rollout`."""
 
 
+def _same_labels(got: list[float], want: list[float]) -> bool:
+    return len(got) == len(want) and all(math.isclose(a, b, abs_tol=1e-6) for a, b in zip(got, want, strict=True))
+
+
 @graded("shepherd_labels")
 def check_shepherd_labels(fn: Callable) -> None:
-    examples = [("What is 40 + 2? ", ["40 + 2 = 42"], 42, 1, 1), ("What is 40 + 2? ", ["40 + 2 = 42"], 42, 1, 2),
+    two = ["40 + 2 = 42", "42 + 0 = 42"]  # one solution under two samplers: labels [0.25, 1.0], then [1.0, 0.0]
+    few_shot = "Example: 1 + 1? The answer is 42.\nWhat is 40 + 2? "  # only the continuation may be read
+    examples = [("What is 40 + 2? ", two, 42, 4, 1), ("What is 40 + 2? ", two, 42, 4, 9), (few_shot, two, 42, 4, 2),
+                ("What is 40 + 2? ", two, 42, 3, 8),  # labels 1/3 and 2/3
                 ("Q", ["1 + 2 = 3", "3 + 4 = 7", "wait, 3 + 4 = 7"], -7, 4, 3), ("Q", [], 5, 3, 4)]  # fmt: skip
+
+    probes = [("Example: The answer is 42.\nWhat is 40 + 2? ", [" 40 + 1 = 41", "41 + 1 = 42"], 42, Rollouts(42, 5), 3),
+              ("Q", ["1 + 2 = 3", "3 + 4 = 7", "wait, 3 + 4 = 7"], -7, Rollouts(-7, 3), 4)]  # the mistakes differ here
+
+    def read_labels(out) -> list[float]:
+        return [float(x) for x in expect_list(out, "shepherd_labels")]
 
     def one(args):
         prompt, steps, answer, n, salt = args
@@ -371,7 +400,7 @@ def check_shepherd_labels(fn: Callable) -> None:
         rollout = Rollouts(answer, salt)
         out = call(fn, (prompt, steps, answer, rollout, n), "shepherd_labels", mutable=(3,))
         got = [float(x) for x in expect_list(out, "shepherd_labels", len(steps), "a list of floats, one per step")]
-        if all(math.isclose(a, b, abs_tol=1e-6) for a, b in zip(got, want, strict=True)):
+        if _same_labels(got, want):
             if any(count != n for count in rollout.seen.values()):
                 raise GradingError(f"shepherd_labels: roll each prefix out exactly n = {n} times; counts were "
                                    f"{sorted(rollout.seen.values())}.")  # fmt: skip
@@ -379,10 +408,10 @@ def check_shepherd_labels(fn: Callable) -> None:
         if steps and not rollout.seen:
             raise GradingError("shepherd_labels never called `rollout`: the labels come from the continuations it "
                                "returns, not from a test of your own.")  # fmt: skip
-        for wrong, message in SHEPHERD_MISTAKES:
-            if all(math.isclose(a, b, abs_tol=1e-6) for a, b in zip(
-                    got, wrong(prompt, steps, answer, Rollouts(answer, salt), n), strict=True)):  # fmt: skip
-                raise GradingError(f"shepherd_labels: {message}")
+        mistakes = confirmed(fn, "shepherd_labels", SHEPHERD_MISTAKES, got, (prompt, steps, answer, Rollouts(answer, salt), n),
+                             probes, lambda got, wrong, _: _same_labels(got, wrong), read_labels, mutable=(3,))  # fmt: skip
+        if mistakes:
+            raise GradingError(f"shepherd_labels: {mistakes[0]}")
         expected = _prefixes(prompt, steps)
         unknown = [p for p in rollout.seen if p not in expected]
         if unknown:
@@ -435,8 +464,8 @@ def _rewards(draw) -> tuple[torch.Tensor]:
     shape = (draw(st.integers(1, 4)), draw(st.integers(2, 6)))
     graded_values = st.one_of(st.sampled_from(NICE), draws.floats(-10.0, 10.0, 32 if dtype == torch.float32 else 64))
     rewards = draw(draws.tensors(shape, draw(st.sampled_from([st.sampled_from([0.0, 1.0]), graded_values])), dtype))
-    for row, value in enumerate(draw(st.lists(st.one_of(st.none(), st.sampled_from(NICE)), min_size=shape[0],
-                                              max_size=shape[0]))):  # fmt: skip
+    equal = st.sampled_from([*NICE, 0.7, 9.9, 0.1])  # 0.7, 9.9, 0.1: not exact in float32 (a one-pass variance < 0)
+    for row, value in enumerate(draw(st.lists(st.one_of(st.none(), equal), min_size=shape[0], max_size=shape[0]))):
         if value is not None:
             rewards[row] = value
     return (rewards,)
@@ -462,6 +491,8 @@ def check_group_advantages(fn: Callable) -> None:
     examples = [
         (torch.tensor([[1.0, 1.0, 1.0, 1.0], [0.0, 1.0, 0.0, 0.0]]),),  # a group all right: advantage 0, not NaN
         (torch.tensor([[0.0, 1.0, 1.0, 1.0], [1.0, 1.0, 0.0, 1.0]]),),  # the same shape, other rewards
+        (torch.tensor([[1.0, 1.0, 0.0, 1.0], [1.0, 0.0, 1.0, 1.0]]),),  # ... and the same mean
+        (torch.full((1, 5), 0.7),), (torch.full((1, 3), 9.9),),  # equal rewards float32 cannot hold: std 0, not NaN
         (torch.tensor([[0.0, 0.5, 1.0]], dtype=torch.float64),),  # an advantage of exactly 0
         (torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]]),),  # the smallest group
         (torch.tensor([[1.0, 1.001, 1.0, 0.999]], dtype=torch.float64),),  # rewards that barely differ: the 1e-4 shows
@@ -491,7 +522,7 @@ def clipped_loss(logp_new: torch.Tensor, logp_old: torch.Tensor, advantages: tor
     a = advantages[:, None]
     per_token = -torch.minimum(ratio * a, ratio.clamp(1 - clip, 1 + clip) * a)
     mask = mask.to(per_token.dtype)
-    return ((per_token * mask).sum(-1) / mask.sum(-1)).mean()
+    return (torch.where(mask.bool(), per_token, 0.0).sum(-1) / mask.sum(-1)).mean()  # padding may hold anything
 
 
 def _loss_variant(token_mean: bool = False, no_min: bool = False, max_: bool = False, no_mask: bool = False,
@@ -594,7 +625,8 @@ def check_clipped_loss(fn: Callable) -> None:
         (new.float() - 1000, old.float() - 1000, torch.tensor([1.0, 0.0, -1.0]), mask.float()),  # rare tokens
         (torch.zeros(2, 3), torch.tensor([[0.0, -0.5, 0.0], [-1.0, 0.0, 0.0]]), torch.tensor([1.0, -2.0]),
          torch.tensor([[True, True, False], [True, True, True]]), 0.3),  # log-probabilities of exactly 0
-    ]
+        (torch.tensor([[math.log(4.0), 0.0]]), torch.zeros(1, 2), torch.tensor([-1.0]), torch.tensor([[1, 1]])),  # no
+    ]  # floor on a ratio of 4 with a negative advantage (dual-clip PPO's) in this objective
     hints = [
         (same_as(_loss_variant(sign=True)), "return the LOSS to minimise: the negative of the clipped objective."),
         (same_as(_loss_variant(no_exp=True)), "the ratio is pi_new / pi_old = exp(logp_new - logp_old)."),
