@@ -78,10 +78,94 @@ def ranks_in_numpy_int32(hidden_states, norm, unembedding, answer_ids, position)
     return torch.from_numpy((logits > answer).sum(-1).astype(np.int32) + 1)
 
 
+def _lens_states(hidden_states, norm, position):
+    return torch.stack([norm(h[:, position]) for h in hidden_states[:-1]] + [hidden_states[-1][:, position]])
+
+
+@torch.no_grad()
+def ranks_by_searchsorted(hidden_states, norm, unembedding, answer_ids, position):
+    """Correct: each row sorted; the tokens strictly above the answer are vocab - searchsorted(right=True)."""
+    logits = _lens_states(hidden_states, norm, position) @ unembedding.T
+    answer = logits.gather(-1, answer_ids.expand(len(logits), -1)[..., None]).contiguous()
+    return logits.shape[-1] - torch.searchsorted(logits.sort(-1).values.contiguous(), answer, right=True)[..., 0] + 1
+
+
+@torch.no_grad()
+def ranks_with_isclose_ties(hidden_states, norm, unembedding, answer_ids, position):
+    """Correct: logits within rounding of the answer's (isclose, rtol 1e-6) count as ties, as the statement allows."""
+    logits = _lens_states(hidden_states, norm, position) @ unembedding.T
+    answer = logits.gather(-1, answer_ids.expand(len(logits), -1)[..., None])
+    return 1 + ((logits > answer) & ~torch.isclose(logits, answer.expand_as(logits), rtol=1e-6, atol=1e-9)).sum(-1)
+
+
+@torch.no_grad()
+def ranks_of_whole_streams_int16(hidden_states, norm, unembedding, answer_ids, position):
+    """Correct: every state normalised first, position taken modulo the length; int16 ranks."""
+    p = position % hidden_states[0].shape[1]
+    full = [norm(h) for h in hidden_states[:-1]] + [hidden_states[-1]]
+    logits = torch.stack([f[:, p] for f in full]) @ unembedding.T
+    answer = logits[:, torch.arange(len(answer_ids)), answer_ids]
+    return (1 + (logits > answer[..., None]).sum(-1)).to(torch.int16)
+
+
+@torch.no_grad()
+def ranks_by_linear_in_float64(hidden_states, norm, unembedding, answer_ids, position):
+    logits = torch.nn.functional.linear(_lens_states(hidden_states, norm, position).double(), unembedding.double())
+    answer = logits[:, torch.arange(len(answer_ids)), answer_ids][..., None]
+    return (1 + torch.count_nonzero(logits > answer, dim=-1)).int()
+
+
 @pytest.mark.parametrize("correct", [ranks_in_loops, ranks_by_counting_ties, ranks_from_float32_log_softmax,
-                                     ranks_in_numpy_int32])  # fmt: skip
+                                     ranks_in_numpy_int32, ranks_by_searchsorted, ranks_with_isclose_ties,
+                                     ranks_of_whole_streams_int16, ranks_by_linear_in_float64])  # fmt: skip
 def test_answer_ranks_accepts_other_correct_implementations(correct, capsys):
     passes(grading.check_answer_ranks, correct, capsys)
+
+
+@torch.no_grad()
+def _ranks_with_a_margin(hidden_states, norm, unembedding, answer_ids, position):
+    """Counts only the tokens more than 1e-3 above the answer ("robust to float noise")."""
+    logits = _lens_states(hidden_states, norm, position) @ unembedding.T
+    return 1 + (logits > logits.gather(-1, answer_ids.expand(len(logits), -1)[..., None]) + 1e-3).sum(-1)
+
+
+@torch.no_grad()
+def _ranks_in_bfloat16(hidden_states, norm, unembedding, answer_ids, position):
+    logits = _lens_states(hidden_states, norm, position).bfloat16() @ unembedding.bfloat16().T
+    return ref._ranks_from_logits(logits, answer_ids)
+
+
+@torch.no_grad()
+def _ranks_of_a_float16_log_softmax(hidden_states, norm, unembedding, answer_ids, position):
+    logits = (_lens_states(hidden_states, norm, position) @ unembedding.T).half()
+    return ref._ranks_from_logits(logits.float().log_softmax(-1).half(), answer_ids)
+
+
+@pytest.mark.parametrize("wrong", [_ranks_with_a_margin, _ranks_in_bfloat16, _ranks_of_a_float16_log_softmax])
+def test_answer_ranks_counts_logits_a_little_above_the_answer(wrong):
+    """Logits 0.02% and 0.05% above the answer's are above it: no margin, no half precision (the explicit example,
+    and draws whose unembedding rows are the answer's times 1 +- 2^-12, exact in float32)."""
+    rejects(grading.check_answer_ranks, wrong, "above the answer's by a little", "float16 and bfloat16")
+
+
+def test_answer_ranks_draws_reach_logits_a_little_above_the_answer():
+    """Without the explicit example, a draw often holds a token whose logit is 0.024% above the answer's, and a
+    correct float32 log-softmax is never taken for a mistake there."""
+    from hypothesis import HealthCheck, given, settings
+
+    caught = {wrong: 0 for wrong in (_ranks_with_a_margin, _ranks_in_bfloat16, _ranks_of_a_float16_log_softmax)}
+    drawn = []
+
+    @settings(max_examples=150, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @given(ref._lens_inputs())
+    def count(args):
+        drawn.append(1)
+        assert ref._ranks_up_to_rounding(ranks_from_float32_log_softmax(*args), *args)
+        for wrong in caught:
+            caught[wrong] += not ref._ranks_up_to_rounding(wrong(*args), *args)
+
+    count()
+    assert all(n >= 0.05 * len(drawn) for n in caught.values()), caught
 
 
 def _in_place_norm(hs, norm, U, answers, position):
@@ -415,6 +499,21 @@ def test_ablated_logprobs_hints(wrong, hint):
     rejects(grading.check_ablated_logprobs, wrong, hint)
 
 
+@torch.no_grad()
+def _where_shifted(model, layer, neurons, values, ids, mask, answers, where):
+    """Shifts `where` one position to the right ("the token at t is predicted at t - 1")."""
+    shifted = torch.zeros_like(where)
+    shifted[:, 1:] = where[:, :-1]
+    return ref.ablated_logprobs(model, layer, neurons, values, ids, mask, answers, shifted)
+
+
+def test_ablated_logprobs_names_a_mistake_only_where_a_probe_confirms_it():
+    """On a small input a shifted `where` gives what ablating only the last position gives; the hint must not
+    name that mistake, which the probe (every mistake with its own output) rules out."""
+    message = rejects(grading.check_ablated_logprobs, _where_shifted, "values differ")
+    assert "not only the last" not in message
+
+
 def _hook_ids(model):
     return {name: (set(m._forward_hooks), set(m._forward_pre_hooks)) for name, m in model.named_modules()}
 
@@ -509,6 +608,18 @@ RELATIONS = ["birthplace", "employer", "profession"]
         # split by subject, but one number per fact: the interval would count correlated facts
         (report(fit_items=SUBJECTS[:30], eval_items=[(s, r) for s in SUBJECTS[30:40] for r in RELATIONS]),
          "10 evaluation units"),
+        # facts as (subject, relation id): the subject is the unit all the same
+        (report(fit_items=[(s, r) for s in SUBJECTS[:30] for r in (0, 1)], eval_items=[(s, 2) for s in SUBJECTS[:30]]),
+         "the subject of ('Person 0', 0)"),
+        # facts as (relation, subject) on one side, names on the other: the subject is the unit, not the relation
+        (report(fit_items=[(r, s) for s in SUBJECTS for r in RELATIONS[:2]], eval_items=SUBJECTS[30:]),
+         "share 30 units"),
+        # the same names with a full stop
+        (report(fit_items=SUBJECTS[:30], eval_items=[s + "." for s in SUBJECTS[20:50]]), "share 10 units"),
+        # a control that is the effect rounded to float16, or shifted by 1e-6 (effects near 0 included)
+        (report(effect=EFFECT.tolist(), control=EFFECT.astype(np.float16).astype(float).tolist()), "equals the effect"),
+        (report(effect=(EFFECT - EFFECT[0]).tolist(), control=(EFFECT - EFFECT[0] + 1e-6).tolist()),
+         "equals the effect"),
     ],
 )  # fmt: skip
 def test_study_hints(study, hint):
@@ -528,6 +639,19 @@ def test_study_hints(study, hint):
         # facts split by subject, one number per subject
         report(fit_items=[(s, r) for s in SUBJECTS[:30] for r in RELATIONS], eval_items=[(s, r) for s in SUBJECTS[30:] for r in RELATIONS]),
         report(fit_items=[f"seed {s}" for s in range(200)], eval_items=[f"seed {s}" for s in range(10_000, 10_030)]),
+        # facts as (relation, subject), split by subject: the relations are shared by design
+        report(fit_items=[(r, s) for s in SUBJECTS[:30] for r in RELATIONS], eval_items=[(r, s) for s in SUBJECTS[30:] for r in RELATIONS]),
+        # homework 03's master: (ability, index) ids of seven abilities, every other item on each side
+        report(fit_items=[(f"ability {a}", i) for a in range(7) for i in range(0, 10, 2)],
+               eval_items=[(f"ability {a}", i) for a in range(7) for i in range(1, 11, 2)][:30]),
+        # the outside try's: numpy float32 arrays, a tuple and a pandas Index; tensors of float64; 0/1 outcomes
+        report(fit_items=tuple(SUBJECTS[:30]), eval_items=pd.Index(SUBJECTS[30:]), effect=EFFECT.astype(np.float32),
+               control=np.random.default_rng(2).normal(0, 0.3, 30).astype(np.float32)),
+        report(eval_items=SUBJECTS[30:42], effect=torch.tensor(EFFECT[:12]), control=torch.tensor(EFFECT[12:24])),
+        report(fit_items=[("arith", i) for i in range(0, 60, 2)], eval_items=[("arith", i) for i in range(1, 60, 2)],
+               effect=(np.arange(30) % 3 == 0).astype(int).tolist(), control=(np.arange(30) % 4 == 0).astype(int).tolist()),
+        # a real control close to the effect, but not within rounding of it on every unit
+        report(effect=(EFFECT * 1e-3).tolist(), control=(EFFECT * 1e-3 + np.linspace(0, 3e-4, 30)).tolist()),
     ],
 )  # fmt: skip
 def test_study_accepts_the_reports_the_statements_allow(study, capsys):

@@ -46,10 +46,58 @@ def logprobs_from_hidden_states(model, input_ids, attention_mask, labels):
     return out * (labels != -100)
 
 
+@torch.no_grad()
+def logprobs_gathered_at_labels(model, input_ids, attention_mask, labels):
+    """Another correct version: gathers the labels (clamped at 0), equal to input_ids wherever they count."""
+    logp = model(input_ids=input_ids, attention_mask=attention_mask).logits.float().log_softmax(-1)
+    out = torch.zeros(input_ids.shape)
+    out[:, 1:] = logp[:, :-1].gather(-1, labels[:, 1:].clamp_min(0)[..., None])[..., 0]
+    return torch.where(labels != -100, out, 0.0)
+
+
+@torch.no_grad()
+def logprobs_with_positions_in_float64(model, input_ids, attention_mask, labels):
+    """Another correct version: position ids from the mask (what the model uses on right padding anyway), float64."""
+    positions = (attention_mask.cumsum(-1) - 1).clamp_min(0)
+    logp = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions).logits.double().log_softmax(-1)
+    out = torch.zeros(input_ids.shape, dtype=torch.float64)
+    out[:, 1:] = logp[:, :-1].gather(-1, input_ids[:, 1:, None])[..., 0]
+    return out.masked_fill(labels == -100, 0.0)
+
+
+@torch.no_grad()
+def logprobs_position_by_position(model, input_ids, attention_mask, labels):
+    logits = model(input_ids=input_ids, attention_mask=attention_mask).logits.float()
+    out = torch.zeros(input_ids.shape)
+    for b in range(input_ids.shape[0]):
+        for t in range(1, input_ids.shape[1]):
+            if labels[b, t] != -100:
+                out[b, t] = logits[b, t - 1, input_ids[b, t]] - torch.logsumexp(logits[b, t - 1], 0)
+    return out
+
+
+@torch.no_grad()
+def logprobs_by_flat_cross_entropy(model, input_ids, attention_mask, labels):
+    """Another correct version: a boolean mask, one flat cross-entropy on input_ids, torch.cat for the shift."""
+    logits = model(input_ids=input_ids, attention_mask=attention_mask.bool()).logits
+    nll = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]).float(), input_ids[:, 1:].reshape(-1),
+                          reduction="none")  # fmt: skip
+    return torch.cat([torch.zeros(len(input_ids), 1), -nll.view(len(input_ids), -1)], 1) * (labels != -100)
+
+
 @pytest.mark.parametrize("right", [hw03.reply_logprobs, logprobs_by_loop, logprobs_by_cross_entropy,
-                                   logprobs_from_hidden_states])  # fmt: skip
+                                   logprobs_from_hidden_states, logprobs_gathered_at_labels,
+                                   logprobs_with_positions_in_float64, logprobs_position_by_position,
+                                   logprobs_by_flat_cross_entropy])  # fmt: skip
 def test_reply_logprobs_accepts_correct_versions(right, capsys):
     passes(hw03.check_reply_logprobs, right, capsys)
+
+
+def test_a_cache_that_ignores_the_model_fails():
+    """The same batch under another model: a cache keyed on ids, mask and labels returns the first model's."""
+    batch = lambda model, ids, mask, labels: (tuple(ids.flatten().tolist()), tuple(ids.shape),  # noqa: E731
+                                              tuple(mask.flatten().tolist()), tuple(labels.flatten().tolist()))  # fmt: skip
+    rejects(hw03.check_reply_logprobs, memo(hw03.reply_logprobs, key=batch), "values differ")
 
 
 @torch.no_grad()
@@ -126,7 +174,51 @@ def drop_by_stable_sort(labels, logprobs, share):
     return out.view_as(labels)
 
 
-@pytest.mark.parametrize("right", [hw03.drop_hardest, drop_with_numpy, drop_with_topk, drop_by_stable_sort])
+def drop_by_sorting_nan_last(labels, logprobs, share):
+    """Another correct version: NaN at untrained positions (torch sorts NaN last)."""
+    trained = labels != -100
+    k = int(share * int(trained.sum()))
+    picked = torch.sort(torch.where(trained, logprobs.double(), float("nan")).flatten()).indices[:k]
+    return labels.flatten().index_fill(0, picked, -100).view_as(labels)
+
+
+def drop_scoring_untrained_plus_one(labels, logprobs, share):
+    """Another correct version: untrained positions scored +1 (every trained log p is <= 0), numpy stable argsort."""
+    lab = labels.numpy().copy()
+    trained = lab != -100
+    k = int(share * int(trained.sum()))
+    flat = lab.ravel()
+    flat[np.argsort(np.where(trained, logprobs.double().numpy(), 1.0).ravel(), kind="stable")[:k]] = -100
+    return torch.from_numpy(flat.reshape(lab.shape))
+
+
+def drop_from_sorted_tuples(labels, logprobs, share):
+    positions = [(float(logprobs[i, j]), i, j) for i, j in (labels != -100).nonzero().tolist()]
+    out = labels.clone()
+    for _, i, j in sorted(positions)[: math.floor(share * len(positions))]:
+        out[i, j] = -100
+    return out
+
+
+def drop_below_kth_then_ties(labels, logprobs, share):
+    """Another correct version: everything below the k-th value, then as many tokens tied with it as k needs."""
+    trained = labels != -100
+    k = int(share * int(trained.sum()))
+    out = labels.clone()
+    if k == 0:
+        return out
+    lp = logprobs.double()
+    cut = lp[trained].kthvalue(k).values
+    below = trained & (lp < cut)
+    out[below] = -100
+    tied = (trained & (lp == cut)).nonzero()[: k - int(below.sum())]
+    out[tied[:, 0], tied[:, 1]] = -100
+    return out
+
+
+@pytest.mark.parametrize("right", [hw03.drop_hardest, drop_with_numpy, drop_with_topk, drop_by_stable_sort,
+                                   drop_by_sorting_nan_last, drop_scoring_untrained_plus_one, drop_from_sorted_tuples,
+                                   drop_below_kth_then_ties])  # fmt: skip
 def test_drop_hardest_accepts_correct_versions(right, capsys):
     passes(hw03.check_drop_hardest, right, capsys)
 
@@ -169,6 +261,17 @@ def drop_ranking_every_position(labels, logprobs, share):
     return out.view_as(labels)
 
 
+def drop_filling_the_largest(labels, logprobs, share):
+    """Untrained positions scored with the largest trained log p (not +inf): at share 1 they tie with it."""
+    trained = labels != -100
+    k = int(share * int(trained.sum()))
+    top = float(logprobs[trained].max()) if trained.any() else 0.0
+    order = torch.where(trained, logprobs.double(), top).flatten().argsort(descending=True).flip(0)[:k]
+    out = labels.clone().flatten()
+    out[order] = -100
+    return out.view_as(labels)
+
+
 def drop_in_place(labels, logprobs, share):
     labels.copy_(hw03.drop_hardest(labels, logprobs, share))
     return labels
@@ -190,6 +293,11 @@ def drop_in_place(labels, logprobs, share):
     (lambda lab, lp, s: torch.where(lab == -100, 0, hw03.drop_hardest(lab, lp, s)), "must stay -100"),
     (drop_in_place, "in place"),
     (memo(hw03.drop_hardest), "Smallest failing input"),
+    (drop_variant(rank=lambda lp: lp.double().exp()), "not probabilities"),  # exp() is 0 at -900 and -1200
+    (lambda lab, lp, s: hw03.drop_hardest(lab, lp, s).int(), "int64"),
+    (drop_filling_the_largest, "untrained positions took places"),
+    (lambda lab, lp, s: lab.clone() if int((lab != -100).sum()) < 3 else hw03.drop_hardest(lab, lp, s),
+     "no label was dropped"),  # "too few to filter"
 ])  # fmt: skip
 def test_drop_hardest_rejects_plausible_mistakes(wrong, hint):
     rejects(hw03.check_drop_hardest, wrong, hint)
@@ -250,7 +358,38 @@ def mix_by_insertion(new, old, share, seed):
     return out
 
 
-@pytest.mark.parametrize("right", [mix, mix_by_indices, mix_by_sorting, mix_by_insertion])
+def mix_by_sample_alone(new, old, share, seed):
+    """Another correct version: rng.sample raises ValueError itself when k > len(old); rng.sample shuffles."""
+    rng = random.Random(seed)
+    pool = list(new) + rng.sample(list(old), round(share * len(new) / (1 - share)))
+    return rng.sample(pool, len(pool))
+
+
+def mix_by_forward_fisher_yates(new, old, share, seed):
+    k = int(np.round(share * len(new) / (1 - share)))  # a half may round either way
+    if len(old) < k:
+        raise ValueError("too few old examples")
+    rng = random.Random(seed)
+    out = list(new) + [old[i] for i in rng.sample(range(len(old)), k)]
+    for i in range(len(out) - 1):
+        j = rng.randint(i, len(out) - 1)
+        out[i], out[j] = out[j], out[i]
+    return out
+
+
+def mix_by_positions(new, old, share, seed):
+    """Another correct version: random places for the old examples; new and old shuffled apart."""
+    k = round(share * len(new) / (1 - share))
+    if k > len(old):
+        raise ValueError("too few old examples")
+    rng = random.Random(seed)
+    fresh, replayed = iter(rng.sample(list(new), len(new))), iter(rng.sample(list(old), k))
+    places = set(rng.sample(range(len(new) + k), k))
+    return [next(replayed) if i in places else next(fresh) for i in range(len(new) + k)]
+
+
+@pytest.mark.parametrize("right", [mix, mix_by_indices, mix_by_sorting, mix_by_insertion, mix_by_sample_alone,
+                                   mix_by_forward_fisher_yates, mix_by_positions])  # fmt: skip
 def test_mix_replay_accepts_correct_versions(right, capsys):
     passes(hw03.check_mix_replay, right, capsys)
 
@@ -290,6 +429,36 @@ def mix_rotated(new, old, share, seed):
     return out[r:] + out[:r]
 
 
+def mix_by_naive_swaps(new, old, share, seed):
+    """A hand-written shuffle that swaps each place with one drawn from the whole range: 4:5:5:5:4:4 over 3 items."""
+    out = mix(new, old, share, seed, shuffle=False)
+    rng = random.Random(seed)
+    for i in range(len(out)):
+        j = rng.randrange(len(out))
+        out[i], out[j] = out[j], out[i]
+    return out
+
+
+def mix_inserting_never_last(new, old, share, seed):
+    """Each old example inserted at rng.randrange(len(out)): never after the last one."""
+    rng = random.Random(seed)
+    out = rng.sample(list(new), len(new))
+    for x in mix(new, old, share, seed, shuffle=False)[len(new) :]:
+        out.insert(rng.randrange(len(out)) if out else 0, x)
+    return out
+
+
+def mix_ordered_by_hash(new, old, share, seed):
+    """Sorted by hash(repr(x) + seed): random-looking, and the same in one process, but Python draws str hashes
+    anew in every session (PYTHONHASHSEED)."""
+    return sorted(mix(new, old, share, seed, shuffle=False), key=lambda x: hash(repr(x) + str(seed)))
+
+
+def mix_with_a_share_in_percent(new, old, share, seed):
+    """The share rounded to 2 decimals first: 0.875 becomes 0.88, and k 15, not 14."""
+    return mix(new, old, round(share, 2), seed)
+
+
 def mix_global_seed(new, old, share, seed):
     random.seed(seed)
     out = mix(new, old, share, seed, shuffle=False)
@@ -315,6 +484,10 @@ def mix_global_seed(new, old, share, seed):
     (mix_in_blocks, "one block"),
     (mix_rotated, "stay next to their neighbours"),
     (mix_global_seed, "changed the global random state"),
+    (mix_by_naive_swaps, "swaps each place with one drawn from the whole range"),
+    (mix_inserting_never_last, "is never last"),
+    (mix_ordered_by_hash, "PYTHONHASHSEED"),
+    (mix_with_a_share_in_percent, "the mix needs k = round(0.875 * 2 / (1 - 0.875)) = 14"),
 ])  # fmt: skip
 def test_mix_replay_rejects_plausible_mistakes(wrong, hint):
     rejects(hw03.check_mix_replay, wrong, hint)
@@ -330,6 +503,16 @@ def test_a_uniform_shuffle_passes_the_statistical_tests():
         share = k / (n + k) if n + k else 0.0
         mixes = [[repr(x) for x in mix(new, old, share, 1000 * trial + s)] for s in range(hw03.SEEDS)]
         assert hw03._shuffle_problem(mixes, [repr(x) for x in new], [repr(x) for x in old]) is None
+
+
+def test_the_order_test_passes_a_uniform_shuffle(monkeypatch):
+    """The chi-square test over the 6 orders of a 3-example mix (false rejection rate 1e-7) passes rng.shuffle and a
+    hand-written Fisher-Yates, seeded and on fresh seeds; and a mix that does not depend on hash() passes that test."""
+    for right in (mix, mix_by_forward_fisher_yates):
+        assert hw03._order_problem(right) is None
+        assert hw03._hash_problem(right) is None
+    monkeypatch.setenv("WORKBOOK_FRESH_DRAWS", "1")
+    assert all(hw03._order_problem(mix) is None for _ in range(3))
 
 
 # --- self_output_targets ----------------------------------------------------------------------------------------
@@ -360,7 +543,31 @@ def targets_by_index(candidates, answers, gold, is_right):
     return out
 
 
-@pytest.mark.parametrize("right", [hw03.self_output_targets, targets_by_loop, targets_by_filter, targets_by_index])
+def targets_by_compress(candidates, answers, gold, is_right):
+    import itertools
+
+    return [next(itertools.compress(cs, (bool(is_right(c, a)) for c in cs)), g)
+            for cs, a, g in zip(candidates, answers, gold, strict=True)]  # fmt: skip
+
+
+def targets_as_a_tuple(candidates, answers, gold, is_right):
+    """Another correct version: `not not is_right(...)`, a tuple of targets."""
+    return tuple(next(filter(lambda c, a=a: not not is_right(c, a), cs), g)
+                 for cs, a, g in zip(candidates, answers, gold, strict=True))  # fmt: skip
+
+
+def targets_from_truths(candidates, answers, gold, is_right):
+    import operator
+
+    out = []
+    for cs, a, g in zip(candidates, answers, gold, strict=True):
+        verdicts = [operator.truth(is_right(c, a)) for c in cs]
+        out.append(cs[verdicts.index(True)] if True in verdicts else g)
+    return out
+
+
+@pytest.mark.parametrize("right", [hw03.self_output_targets, targets_by_loop, targets_by_filter, targets_by_index,
+                                   targets_by_compress, targets_as_a_tuple, targets_from_truths])  # fmt: skip
 def test_self_output_targets_accepts_correct_versions(right, capsys):
     passes(hw03.check_self_output_targets, right, capsys)
 
@@ -395,6 +602,12 @@ Z = zip  # the wrong versions below, one line each
     (lambda c, a, g, ok: [cs[0] if ok(cs[0], x) else y for cs, x, y in Z(c, a, g, strict=True)], "raised IndexError"),
     (memo(hw03.self_output_targets), "not with a test of your own"),
     (lambda c, a, g, ok: list(g), "not with a test of your own"),
+    # a cache keyed on the inputs and the judge's repr: two judges that print alike share one answer
+    (memo(hw03.self_output_targets, key=lambda c, a, g, ok: repr((c, a, g, type(ok).__name__, repr(ok)))),
+     "not with a test of your own"),
+    # the stripped reply judged: not named as keeping the greedy reply
+    (lambda c, a, g, ok: [next((r for r in cs if ok(r.strip(), x)), y) for cs, x, y in Z(c, a, g, strict=True)],
+     "judge each candidate exactly as it is"),
 ])  # fmt: skip
 def test_self_output_targets_rejects_plausible_mistakes(wrong, hint):
     rejects(hw03.check_self_output_targets, wrong, hint)

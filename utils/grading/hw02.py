@@ -26,6 +26,7 @@ from utils.grading.core import (
     call,
     check_property,
     compare,
+    confirmed,
     copies,
     describe,
     graded,
@@ -133,14 +134,23 @@ def _norm(kind: str, weight: torch.Tensor, bias: torch.Tensor) -> torch.nn.Modul
     return norm.eval()
 
 
+NEAR = (1 + 2**-12, 1 - 2**-12)  # a row scaled by these: its logit is 0.024% off the answer's, exactly in float32
+
+
 def _lens_case(states: torch.Tensor, norm: torch.nn.Module, U: torch.Tensor, answers: torch.Tensor, position: int,
-               last: torch.Tensor | None = None, tied: list[tuple[int, int]] = (), scale: float = 1.0):  # fmt: skip
+               last: torch.Tensor | None = None, tied: list[tuple[int, int]] = (), scale: float = 1.0,
+               near: list[tuple[int, int, float]] = ()):  # fmt: skip
     """Hidden states as Hugging Face returns them: states[:-1], then states[-1] through the final norm (or `last`,
     whole numbers, so that every way of computing its logits ties exactly where the rule says). The unembedding
-    gives each (row, token) in `tied` the row of that prompt's answer, and is scaled by `scale`."""
+    gives each (row, token) in `tied` the row of that prompt's answer, each (row, token, factor) in `near` that row
+    times factor (NEAR: a logit close to the answer's but not equal, decided exactly in float32, where float16 or
+    bfloat16 ties them), and is scaled by `scale`."""
     U = U.clone()
     for row, token in tied:
         U[token] = U[answers[row]]
+    for row, token, factor in near:
+        if token != answers[row]:
+            U[token] = U[answers[row]] * factor
     with torch.no_grad():
         hidden = (*(s.clone() for s in states[:-1]), norm(states[-1]) if last is None else last)
     return hidden, norm, U * scale, answers, position
@@ -159,8 +169,10 @@ def _lens_inputs(draw):
     last = draw(draws.tensors((batch, seq, d), values)) if whole else None
     answers = draw(draws.tensors((batch,), st.integers(0, vocab - 1), torch.int64))
     tied = draw(st.lists(st.tuples(st.integers(0, batch - 1), st.integers(0, vocab - 1)), max_size=4))
+    near = draw(st.lists(st.tuples(st.integers(0, batch - 1), st.integers(0, vocab - 1), st.sampled_from(NEAR)),
+                         min_size=1 if whole else 0, max_size=4 if whole else 0))  # fmt: skip
     scale = draw(st.sampled_from([1.0, 1.0, 1024.0]))  # 1024: softmax underflows to 0 for most tokens
-    return _lens_case(states, norm, U, answers, draw(st.integers(-seq, seq - 1)), last, tied, scale)
+    return _lens_case(states, norm, U, answers, draw(st.integers(-seq, seq - 1)), last, tied, scale, near)
 
 
 def _lens_example(seed: int, n_layers: int, batch: int, seq: int, vocab: int, position: int, kind: str = "LayerNorm",
@@ -178,34 +190,90 @@ def _lens_example(seed: int, n_layers: int, batch: int, seq: int, vocab: int, po
     return _lens_case(states, norm, whole(vocab, d), answers, position, whole(batch, seq, d), ties, scale)
 
 
-def _ranks_up_to_rounding(out, hidden_states, norm, U, answers, position) -> bool:
-    """Ranks that differ from the exact ones only by tokens whose logit is within float32 rounding of the answer's
-    (where states and unembedding are whole numbers, logits are exact: ties are ties, and nothing is ambiguous)."""
-    if not isinstance(out, torch.Tensor) or out.is_floating_point() or out.shape != (len(hidden_states), len(answers)):
-        return False
+def _near_example():
+    """One prompt whose last state is e_0 at position 1 of 3, and unembedding column 0 = [1, 1.0002, 1.0005, 0]: in
+    the last layer the answer, token 0, has rank 3 (logits 0.02% and 0.05% above it count); float16 logits tie it
+    with 1.0002, bfloat16 with both, a margin of 1e-3 with both."""
+    norm = _norm("LayerNorm", 1 + _randn(51, 4, scale=0.5), _randn(52, 4, scale=0.3))
+    last = torch.zeros(1, 3, 4)
+    last[0, 1, 0], last[0, 2] = 1.0, torch.tensor([0.0, 1.0, -1.0, 2.0])  # position 2: what the last position reads
+    U = torch.cat([torch.tensor([[1.0], [1.0002], [1.0005], [0.0]]), _randn(53, 4, 3)], 1)
+    return _lens_case(_randn(54, 3, 1, 3, 4, scale=2.0), norm, U, torch.tensor([0]), 1, last)
+
+
+def _dyadic_bits(x: torch.Tensor) -> torch.Tensor:
+    """Per row (last dimension): the least k <= 24 for which every entry times 2^k is a whole number, else 99."""
+    x, bits = x.double(), torch.full(x.shape[:-1], 99)
+    for k in range(24, -1, -1):
+        bits = torch.where((x * 2.0**k == (x * 2.0**k).round()).all(-1), k, bits)
+    return bits
+
+
+def _lens_logits(hidden_states, norm, U, position) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The lens' logits in float64; the size of each [layer, prompt] row (the largest sum of |products|, keepdim);
+    and whether the row is exact in float32: states and unembedding on a grid of 2^-k whose products sum to less
+    than 2^20 steps of it (whole numbers, and rows scaled by NEAR), so that every float32 computation, a
+    log-softmax's included, keeps their order and their ties."""
     with torch.no_grad():
         states = torch.stack([norm(h[:, position]) for h in hidden_states[:-1]] + [hidden_states[-1][:, position]])
     states, U = states.double(), U.double()
-    logits, sizes = states @ U.T, states.abs() @ U.abs().T  # [layers + 1, batch, vocab]
-    answer = logits.gather(-1, answers.expand(len(states), -1)[..., None])
-    exact = (states == states.round()).all(-1, keepdim=True) & bool((U == U.round()).all())
-    slack = torch.where(exact, 0.0, 1e-5 * (1 + sizes.amax(-1, keepdim=True)))  # log-softmax: rounding of the log-sum
-    others = torch.ones_like(logits, dtype=torch.bool).scatter(-1, answers.expand(len(states), -1)[..., None], False)
-    low = 1 + ((logits > answer + slack) & others).sum(-1)
-    high = 1 + ((logits > answer - slack) & others).sum(-1)
+    sizes = (states.abs() @ U.abs().T).amax(-1)  # [layers + 1, batch]
+    grid = _dyadic_bits(states) + _dyadic_bits(U.reshape(1, -1))[0]
+    exact = (grid <= 48) & (sizes * 2.0 ** grid.clamp(max=48).double() < 2.0**20)
+    return states @ U.T, sizes[..., None], exact[..., None]
+
+
+def _ranks_within(logits, answers, slack) -> tuple[torch.Tensor, torch.Tensor]:
+    """The least and the largest rank that logits allow when tokens within `slack` of the answer may go either way."""
+    answer = logits.gather(-1, answers.expand(len(logits), -1)[..., None])
+    others = torch.ones_like(logits, dtype=torch.bool).scatter(-1, answers.expand(len(logits), -1)[..., None], False)
+    return 1 + ((logits > answer + slack) & others).sum(-1), 1 + ((logits > answer - slack) & others).sum(-1)
+
+
+def _ranks_up_to_rounding(out, hidden_states, norm, U, answers, position) -> bool:
+    """Ranks that differ from the exact ones only by tokens whose logit is within float32 rounding of the answer's
+    (where states and unembedding are exact in float32, such as whole numbers, nothing is ambiguous: ties are
+    ties, and a logit 0.024% above the answer's is above it)."""
+    if not isinstance(out, torch.Tensor) or out.is_floating_point() or out.shape != (len(hidden_states), len(answers)):
+        return False
+    logits, sizes, exact = _lens_logits(hidden_states, norm, U, position)
+    slack = torch.where(exact, 0.0, 1e-5 * (1 + sizes))  # log-softmax: rounding of the log-sum
+    low, high = _ranks_within(logits, answers, slack)
     return bool(((low <= out) & (out <= high)).all())
+
+
+def _low_precision(out, hidden_states, norm, U, answers, position) -> bool:
+    """Wrong ranks only where tokens lie within 1% of the logits' size of the answer's without being tied with it
+    (exactly): what float16 or bfloat16 logits, or a margin, do."""
+    if not isinstance(out, torch.Tensor) or out.shape != (len(hidden_states), len(answers)):
+        return False
+    logits, sizes, _ = _lens_logits(hidden_states, norm, U, position)
+    band = 1e-2 * sizes
+    want = _ranks_from_logits(logits, answers)
+    answer = logits.gather(-1, answers.expand(len(logits), -1)[..., None])
+    close = ((logits - answer).abs() <= band) & (logits != answer)
+    low, high = _ranks_within(logits, answers, band)
+    wrong = out != want
+    return bool(wrong.any() and (close.any(-1) | ~wrong).all() and ((low <= out) & (out <= high)).all())
+
+
+_low_precision.exact = True  # tried before the same_as hints: on a small input they can explain it by chance
 
 
 @graded("answer_ranks")
 def check_answer_ranks(fn) -> None:
     examples = [
         _lens_example(0, 2, 3, 5, 9, -1, tied=True),  # ties before and after the answer
+        _near_example(),  # logits 0.02% and 0.05% above the answer's: above it, as float32 and float64 say
         _lens_example(1, 2, 3, 5, 9, -1),  # the same shapes, other contents: a cache keyed on shapes fails
         _lens_example(2, 3, 2, 4, 8, 0, kind="RMSNorm"),  # the first position
         _lens_example(3, 2, 2, 4, 8, -2, scale=1024.0),  # huge logits: probabilities underflow to 0 and tie
         _lens_example(4, 1, 1, 1, 1, 0),  # one block, one prompt of one token, a vocabulary of one
     ]
     hints = [
+        (_low_precision, "a token whose logit is above the answer's by a little (0.05%) counts: compute the logits "
+         "(or log-probabilities) in float32 or float64 and compare them with >, with no margin; float16 and bfloat16 "
+         "(or a cast to integers) round close logits to one value, and then they tie."),
         (same_as(_ranks_variant(norm_last=True)), "the last entry of hidden_states has already been through the "
          "final norm (Hugging Face applies it before returning it): don't normalise it a second time."),
         (same_as(_ranks_variant(norm_rest=False)), "apply the final norm to every entry except the last before the "
@@ -551,6 +619,10 @@ def _ablation_example(model, seed: int, layer: int, n_neurons: int, lengths: lis
     return model, layer, neurons, _randn(seed, n_neurons, scale=4.0) + 4.0, ids, mask, answers, where
 
 
+def _close_logprobs(got, wrong, args) -> bool:
+    return isinstance(got, torch.Tensor) and isinstance(wrong, torch.Tensor) and matches(got, wrong, 1e-4, 1e-4)
+
+
 @graded("ablated_logprobs")
 def check_ablated_logprobs(fn) -> None:
     name = "ablated_logprobs"
@@ -565,37 +637,45 @@ def check_ablated_logprobs(fn) -> None:
         _ablation_example(qwen, 2, 0, 8, [4, 7, 5], at="random"),  # a gated MLP: the neurons are the down projection's input
         (*loud_case[:6], _least_likely(loud, loud_case[4], loud_case[5]), loud_case[7]),  # huge logits
     ]
-    hints = [
-        (same_as(_ablation_variant(where="none")), "the output equals the model's without ablation: did your hook "
+    mistakes = [  # (a wrong implementation, what to tell the student), confirmed on a probe before it is named
+        (_ablation_variant(where="none"), "the output equals the model's without ablation: did your hook "
          "reach the input of the MLP's down projection (utils.interp.mlp_out_proj), and did it return the edited "
          "activations?"),
-        (same_as(_ablation_variant(zero=True)), "set the neurons to `values` (e.g. their mean), not to zero."),
-        (same_as(_ablation_variant(where="all")), "replace the activations only where `where` is True, not at "
+        (_ablation_variant(zero=True), "set the neurons to `values` (e.g. their mean), not to zero."),
+        (_ablation_variant(where="all"), "replace the activations only where `where` is True, not at "
          "every position."),
-        (same_as(_ablation_variant(where="last")), "replace the activations at every position where `where` is "
+        (_ablation_variant(where="last"), "replace the activations at every position where `where` is "
          "True, not only the last."),
-        (same_as(_ablation_variant(mask="none")), "pass the attention_mask: the prompts are left-padded, and without "
+        (_ablation_variant(mask="none"), "pass the attention_mask: the prompts are left-padded, and without "
          "it they attend to the padding."),
-        (same_as(_ablation_variant(mask="from ids")), "use the attention_mask you are given: a mask rebuilt from "
+        (_ablation_variant(mask="from ids"), "use the attention_mask you are given: a mask rebuilt from "
          "input_ids != pad_token_id is wrong wherever a real token is the pad id (GPT-2's BOS, EOS and padding are "
          "one token)."),
-        (same_as(_ablation_variant(positions=False)), "pass position_ids = attention_mask.cumsum(-1) - 1 (clamped at 0):"
+        (_ablation_variant(positions=False), "pass position_ids = attention_mask.cumsum(-1) - 1 (clamped at 0):"
          " with left padding a plain forward pass numbers the padding too, so GPT-2's absolute position embeddings "
          "read every shorter prompt at shifted positions."),
-        (same_as(_ablation_variant(read=0)), "read the next-token distribution at the last position (-1): the "
+        (_ablation_variant(read=0), "read the next-token distribution at the last position (-1): the "
          "prompts are left-padded, so every prompt ends there."),
-        (same_as(_ablation_variant(probs=True)), "return log-probabilities, not probabilities."),
-        (same_as(_ablation_variant(shift=1)), "ablate the neurons of block `layer` itself (a negative layer counts "
+        (_ablation_variant(probs=True), "return log-probabilities, not probabilities."),
+        (_ablation_variant(shift=1), "ablate the neurons of block `layer` itself (a negative layer counts "
          "from the end), not of the next block."),
-        (same_as(_ablation_variant(shift=-1)), "ablate the neurons of block `layer` itself, not of the block "
+        (_ablation_variant(shift=-1), "ablate the neurons of block `layer` itself, not of the block "
          "before it."),
     ]  # fmt: skip
     unstable = "log(softmax(x)) underflows to -inf for large logits: use torch.log_softmax (or logits - logsumexp)."
 
+    # a probe on which every mistake above gives its own output (on a small input several coincide: at the last
+    # block only the last position matters, so ablating there, everywhere or where `where` says look alike)
+    probe = _ablation_example(gpt, 7, 1, 12, [6, 3, 5], at="random")
+
     def same_logprobs(args):
         want = ablated_logprobs(*copies(args))
         out = call(fn, args, name)
-        compare(out, want, name, args, hints, atol=1e-4, rtol=1e-4, nonfinite_hint=unstable)
+        if isinstance(out, torch.Tensor) and out.shape == want.shape and not matches(out, want, 1e-4, 1e-4):
+            found = confirmed(fn, name, mistakes, out, args, [probe], _close_logprobs)
+            if found:
+                raise GradingError(f"{name}: {found[0]}")
+        compare(out, want, name, args, atol=1e-4, rtol=1e-4, nonfinite_hint=unstable)
 
     tried = holds(name, _ablation_inputs([gpt, qwen, loud], loud), same_logprobs, examples, max_examples=15,
                   reference=ablated_logprobs)  # fmt: skip
@@ -611,24 +691,55 @@ STUDY_KEYS = {"question": "the question your study answers (a sentence)",
               "effect": "one number per evaluation unit under your intervention",
               "control": "the same measurements under the control"}  # fmt: skip
 MIN_MEASUREMENTS = 10
+CONTROL_ATOL, CONTROL_RTOL = 1e-4, 1e-3  # a control this close to the effect on every unit is the effect, rounded
 
 
 def _plain(item) -> Hashable:
     """An item as a plain Python value: tensors and numpy values as numbers or tuples (a torch scalar hashes by
-    identity), lists as tuples, names without case or extra spaces."""
+    identity), lists as tuples, names without case, extra spaces or punctuation at either end ("Person 5." is
+    "person 5")."""
     if isinstance(item, torch.Tensor | np.ndarray | np.generic):
         item = item.tolist()
     if isinstance(item, list | tuple):
         return tuple(_plain(part) for part in item)
     if isinstance(item, str):
-        return " ".join(item.split()).casefold()
+        return " ".join(item.strip(_PUNCTUATION).split()).casefold()
     return item
 
 
-def _unit(item: Hashable) -> Hashable:
-    """The unit an item belongs to: a fact given as a tuple of names (subject, relation, ...) is its subject."""
-    if isinstance(item, tuple) and len(item) > 1 and all(isinstance(part, str) for part in item):
-        return item[0]
+_PUNCTUATION = " \t\n.,;:!?'\"()[]"
+
+
+def _is_name(part) -> bool:
+    """A name such as a subject or a relation: a string with a letter in it ("7" is a number written as text)."""
+    return isinstance(part, str) and any(c.isalpha() for c in part)
+
+
+def _names(item) -> list[str]:
+    return [part for part in item if _is_name(part)] if isinstance(item, tuple) else []
+
+
+def _unit_position(items: list) -> int | None:
+    """Which name of a side's tuples is its unit: the first (a fact's subject) where the side's tuples hold at least
+    MIN_MEASUREMENTS different first names; else the second where it does and the first does not (a fact written
+    (relation, subject): few relations, many subjects); else None (few names: categories, such as homework 03's
+    abilities in (ability, index))."""
+    tuples = [_names(item) for item in items if _names(item)]
+    counts = [len({names[i] for names in tuples if len(names) > i}) for i in range(2)]
+    if counts[0] >= MIN_MEASUREMENTS:
+        return 0
+    return 1 if counts[1] >= MIN_MEASUREMENTS else None
+
+
+def _unit(item: Hashable, position: int | None) -> Hashable:
+    """The unit an item belongs to: a tuple holding names counts as the name at its side's unit position (the
+    subject of a fact (subject, relation, object) or (subject, relation id)); where a side's names are few, a tuple
+    of names alone counts as its first name and a tuple that also holds numbers (an id (ability, index)) as itself."""
+    names = _names(item)
+    if position is not None and len(names) > position:
+        return names[position]
+    if names and len(names) == len(item) > 1:
+        return names[0]
     return item
 
 
@@ -637,14 +748,18 @@ def _units(report: dict, key: str) -> tuple[set, dict]:
     items = report[key]
     if isinstance(items, str | bytes) or not hasattr(items, "__iter__"):
         raise GradingError(f"study: '{key}' should be a list of units (e.g. subject names), got {describe(items)}.")
-    examples = {}
+    plain = []
     for item in items:
-        plain = _plain(item)
         try:
-            examples.setdefault(_unit(plain), item)
+            plain.append((_plain(item), item))
+            hash(plain[-1][0])
         except TypeError:
             raise GradingError(f"study: '{key}' should hold hashable units such as names or ids, got "
                                f"{describe(item)}.") from None  # fmt: skip
+    position = _unit_position([p for p, _ in plain])
+    examples = {}
+    for p, item in plain:
+        examples.setdefault(_unit(p, position), item)
     if not examples:
         raise GradingError(f"study: '{key}' is empty.")
     return set(examples), examples
@@ -674,10 +789,13 @@ def check_study(study: Callable[[], dict], model: torch.nn.Module | None = None)
     """Run the student's study (a function without arguments) and check its report: fit and evaluation apart,
     effect and control paired. Prints both with 95% bootstrap intervals; returns (effect - control, low, high).
 
-    Items are compared as plain values (tensors and numpy values as numbers, names without case or extra spaces);
-    an item that is a tuple of names, such as a fact (subject, relation, object), counts as its first name, so that
-    a split by fact that puts one subject on both sides is caught. `model`, if given, is guarded: hooks, weights,
-    mode, methods replaced and submodules swapped on it are reported and undone.
+    Items are compared as plain values (tensors and numpy values as numbers, names without case, extra spaces or
+    punctuation at either end); an item that is a tuple, such as a fact (subject, relation, object) or (subject,
+    relation id), counts as its subject (`_unit_position`, `_unit`), so that a split by fact that puts one subject
+    on both sides is caught; ids such as (ability, index), whose names are few, count as themselves. A control
+    within CONTROL_ATOL + CONTROL_RTOL of the effect on every unit (float16 rounding, a shift by 1e-6) is a copy of
+    it. `model`, if given, is guarded: hooks, weights, mode, methods replaced and submodules swapped on it are
+    reported and undone.
     """
     from utils.stats import difference_ci, fmt_difference
 
@@ -708,9 +826,11 @@ def check_study(study: Callable[[], dict], model: torch.nn.Module | None = None)
     if len(effect) < MIN_MEASUREMENTS:
         raise GradingError(f"study: {len(effect)} measurements are too few for an interval; use at least "
                            f"{MIN_MEASUREMENTS}.")  # fmt: skip
-    if np.allclose(effect, control, rtol=1e-5, atol=1e-8):
-        raise GradingError("study: the control equals the effect (up to rounding); a control is a different "
-                           "intervention (e.g. as many random units).")  # fmt: skip
+    gap, size = np.abs(np.subtract(effect, control)), np.maximum(np.abs(effect), np.abs(control))
+    if np.all(gap <= CONTROL_ATOL + CONTROL_RTOL * size):
+        raise GradingError(f"study: the control equals the effect up to rounding (on every unit within "
+                           f"{CONTROL_ATOL:g} + {CONTROL_RTOL:.1%} of their size, as float16 rounds); a control is a "
+                           "different intervention (e.g. as many random units), measured.")  # fmt: skip
     zeros = [0.0] * len(effect)
     print(f"✓ study: {len(fit)} fit and {len(evaluated)} evaluation items, disjoint; "
           f"{len(effect)} paired measurements.\n"

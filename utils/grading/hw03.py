@@ -10,8 +10,11 @@ shape with different contents among them; the student's function runs through `c
 
 from __future__ import annotations
 
+import builtins
 import functools
+import itertools
 import math
+import os
 import random
 import re
 import zlib
@@ -24,10 +27,12 @@ from hypothesis import strategies as st
 
 from utils.grading import draws
 from utils.grading.core import (
+    FRESH_DRAWS,
     GradingError,
     call,
     check_property,
     compare,
+    confirmed,
     copies,
     expect_list,
     graded,
@@ -151,6 +156,7 @@ def check_reply_logprobs(fn: Callable) -> None:
     pads = {name: m.config.pad_token_id for name, m in models.items()}
     examples = [
         _reply_example(gpt, [[0, 17, 0, 23, 41], [0, 9, 33]], 2, 0),  # BOS = pad starts each row, and comes again
+        _reply_example(loud, [[0, 17, 0, 23, 41], [0, 9, 33]], 2, 0),  # the same batch, another model: a cache fails
         _reply_example(gpt, [[0, 52, 2, 0, 6], [0, 44, 0]], 2, 0),  # the same shape, other tokens (2: TinyWorld's pad)
         _reply_example(loud, [[0, 5, 61, 12, 30, 7], [0, 40, 2]], 1, 0),  # log(softmax) underflows to -inf
         _reply_example(qwen, [[3, 1, 14, 1], [25, 1, 4, 60]], 0, 1),  # position 0 trained; EOS = pad mid-sequence
@@ -253,6 +259,8 @@ def _drops_at_the_cut(out, labels, logprobs, share):
         return False
     lp = logprobs.double()
     cut = lp[trained].sort().values[k - 1]
+    if int((trained & (lp == cut)).sum()) < 2:  # no tie at the cut
+        return False
     dropped = trained & (out == IGNORE)
     at_cut = torch.equal(dropped, trained & (lp < cut)) or torch.equal(dropped, trained & (lp <= cut))
     return at_cut and int(dropped.sum()) != k
@@ -281,15 +289,17 @@ def _ranks_untrained_too(out, labels, logprobs, share):
 @st.composite
 def _drop_inputs(draw):
     """labels with untrained positions anywhere (none trained, all trained); log-probabilities from a few values so
-    that ties (at the cut too) are common, exactly 0 included, float64 values closer than float32 can tell apart;
-    anything at untrained positions; shares 0, 1, at a cut j / n and in between."""
+    that ties (at the cut too) are common, exactly 0 included, float64 values closer than float32 can tell apart
+    (-1e-300 and 0 too), values far below -745 where exp() is 0 (logits in the thousands); anything at untrained
+    positions; shares 0, 1, at a cut j / n and in between."""
     rows, width = draw(st.integers(1, 3)), draw(st.integers(1, 6))
     dtype = draw(st.sampled_from([torch.float32, torch.float64]))
     trained = torch.tensor(draw(st.lists(st.booleans(), min_size=rows * width, max_size=rows * width))).view(rows, width)
     tokens = torch.tensor(draw(st.lists(st.integers(0, 63), min_size=rows * width, max_size=rows * width)))
     labels = torch.where(trained, tokens.view(rows, width), IGNORE)
-    close = [-1.0, -1.0 - 1e-12, -1.0 + 1e-12] if dtype == torch.float64 else [-1.0]
-    value = st.one_of(st.sampled_from([0.0, -0.5, -2.0, *close]), draws.floats(-20.0, 0.0))
+    close = [-1.0, -1.0 - 1e-12, -1.0 + 1e-12, -1e-300] if dtype == torch.float64 else [-1.0]
+    value = st.one_of(st.sampled_from([0.0, -0.5, -2.0, -800.0, -1200.0, *close]), draws.floats(-20.0, 0.0),
+                      draws.floats(-3000.0, -700.0))  # log p of logits in the thousands: exp() underflows to 0
     untrained_value = st.one_of(st.just(0.0), draws.floats(-30.0, 5.0))
     values = [draw(value if t else untrained_value) for t in trained.flatten().tolist()]
     logprobs = torch.tensor(values, dtype=torch.float64).to(dtype).view(rows, width)
@@ -314,6 +324,12 @@ def check_drop_hardest(fn: Callable) -> None:
         (torch.tensor([[4, 5, 6, 7, 8]]), torch.tensor([[-2, -1 + 1e-12, -1 - 1e-12, -1, 0]], dtype=torch.float64),
          0.4),  # k = 2: -2 and -1 - 1e-12, which float32 cannot tell from -1 and -1 + 1e-12
         (torch.arange(100).view(4, 25), -torch.arange(100.0).view(4, 25).flip(0), 0.29),  # 0.29 * 100 = 28.999...
+        (torch.tensor([[5, 6, 7, 8]]), torch.tensor([[-1.0, -900.0, -1200.0, -2.0]], dtype=torch.float64), 0.25),
+        # k = 1: -1200, not -900 (both have probability exp(log p) = 0)
+        (torch.tensor([[3, 9]]), torch.tensor([[0.0, -1e-300]], dtype=torch.float64), 0.5),  # k = 1: -1e-300 (p = 1)
+        (torch.tensor([[0, IGNORE]]), torch.zeros(1, 2), 1.0),  # token id 0; the untrained position ties with it
+        (torch.arange(7)[None], -torch.arange(7.0)[None], 0.2),  # 1.4: k = 1, not 2 (rounded up)
+        (torch.arange(7)[None], -torch.arange(7.0)[None], 0.4),  # 2.8: k = 2, not 3 (rounded to the nearest)
     ]
     hints = [
         (lambda out, lab, lp, s: bool(((out != IGNORE) & (lab == IGNORE)).any()),
@@ -330,6 +346,9 @@ def check_drop_hardest(fn: Callable) -> None:
         (_drop_rule(count=lambda s, n, lab: math.ceil(s * n)), "k = int(share * n) rounds down, not up."),
         (_drop_rule(rank_by=lambda lp: lp.float().double()), "rank the logprobs in their own dtype: converting "
          "float64 to float32 makes distinct values equal."),
+        (_drop_rule(rank_by=lambda lp: lp.double().exp()), "rank the logprobs themselves, not probabilities "
+         "exp(logprobs): exp() is 0 below about -745 (log p of logits in the thousands) and 1 at -1e-300, so distinct "
+         "logprobs tie."),
         (_drops_at_the_cut, "drop exactly k = int(share * n) tokens: at a tie at the cut, drop only as many of the "
          "tied tokens as are needed (either ones)."),
         (_ranks_untrained_too, "fewer than k = int(share * n) trained tokens were dropped: untrained positions took "
@@ -341,6 +360,10 @@ def check_drop_hardest(fn: Callable) -> None:
     def valid(out, labels, logprobs, share):
         return _drops_validly(out, labels, logprobs.double(), _allowed_counts(share, int((labels != IGNORE).sum())))
 
+    first = call(fn, examples[0], "drop_hardest")
+    if isinstance(first, torch.Tensor) and not first.is_floating_point() and first.dtype != labels.dtype:
+        raise GradingError(f"drop_hardest returned {first.dtype} labels: return a copy of labels in their dtype, "
+                           f"{labels.dtype} (a loss such as Hugging Face's cross-entropy needs int64 targets).")
     check_property(fn, drop_hardest, "drop_hardest", _drop_inputs(), examples, hints, max_examples=80, accept=valid,
                    tol={"atol": 0, "rtol": 0})
 
@@ -418,6 +441,76 @@ def _shuffle_problem(mixes: list[list[str]], new: list[str], old: list[str]) -> 
         if stays == 0 and len(mixes) * n / total >= 17:  # P(no new example ever at its place) < e^-17
             return (f"no example ever stays at its place in {concatenation}: a hand-written shuffle that draws j from "
                     "range(i) instead of range(i + 1) (Sattolo's algorithm) is not uniform; use rng.shuffle.")
+    return None
+
+
+ORDERS = 8000  # seeds of the uniformity test over the 6 orders of a 3-example mix
+ORDERS_CRITICAL = 40.86  # chi-square, 5 degrees of freedom: a uniform shuffle exceeds it with probability 1e-7
+
+
+def _order_problem(run: Callable) -> str | None:
+    """A chi-square test of the 6 orders of a mix of 2 new examples and 1 old one (share 1/3, k = 1) over ORDERS
+    seeds, or None. A shuffle that swaps each place with one drawn from the whole range comes out 4:5:5:5:4:4 and
+    fails it (in 99.99% of runs); so does an old example never put last."""
+    new, old = ["a", "b"], ["c"]
+    start = int.from_bytes(os.urandom(4), "little") if FRESH_DRAWS in os.environ else 0
+    counts = Counter()
+    for seed in range(start, start + ORDERS):
+        try:
+            mix = run(list(new), list(old), 1 / 3, seed)
+        except Exception as exc:  # noqa: BLE001 - a student's error: one readable line
+            return f"raised {type(exc).__name__} on new={new}, old={old}, share=1/3, seed={seed}: {exc}"[:300]
+        if not isinstance(mix, list | tuple):
+            return None  # the checks above judge other outputs
+        counts[tuple(map(repr, mix))] += 1
+    orders = list(itertools.permutations(map(repr, new + old)))
+    if not set(counts) <= set(orders):
+        return None  # not a shuffle of the three: the checks above explain it
+    expected = ORDERS / 6
+    chi2 = sum((counts[order] - expected) ** 2 / expected for order in orders)
+    if chi2 <= ORDERS_CRITICAL:
+        return None
+    names = {repr(x): x for x in new + old}
+    shown = ", ".join(f"{''.join(names[x] for x in order)} {counts[order]}" for order in sorted(orders))
+    why = ("an example inserted at rng.randrange(len(out)) is never last (draw from range(len(out) + 1))"
+           if 0 in (counts[order] for order in orders) else
+           "a hand-written loop that swaps each place with one drawn from the whole range (randrange(n)) is not "
+           "uniform (Fisher-Yates draws j from range(i + 1))")  # fmt: skip
+    return (f"over {ORDERS} seeds the 6 orders of a mix of new ['a', 'b'] and old ['c'] (share 1/3) came out "
+            f"{shown} times, where a uniform shuffle gives each about {expected:.0f} (chi-square {chi2:.0f}; a "
+            f"uniform shuffle exceeds {ORDERS_CRITICAL:.0f} once in 10^7 runs): {why}; use rng.shuffle.")
+
+
+_PLAIN_HASH = builtins.hash
+
+
+def _salted_hash(salt: int) -> Callable:
+    """hash() as another Python process computes it (PYTHONHASHSEED): strings and bytes, alone or inside tuples and
+    frozensets, hash differently; numbers as always."""
+
+    def text(x) -> bool:
+        return isinstance(x, str | bytes) or (isinstance(x, tuple | frozenset) and any(map(text, x)))
+
+    return lambda x: _PLAIN_HASH((salt, x)) if text(x) else _PLAIN_HASH(x)
+
+
+def _hash_problem(run: Callable) -> str | None:
+    """A mix that changes when hash() of strings changes, as it does in the next Python session, or None (in one
+    process a mix ordered by hash(...) looks random and repeats for a seed; an order that comes from iterating a
+    set of strings cannot be seen from here)."""
+    args = ([f"new {i}" for i in range(6)], [f"old {i}" for i in range(4)], 0.25, 7)
+    mixes = []
+    for salt in (1, 2):
+        builtins.hash = _salted_hash(salt)
+        try:
+            mixes.append(run(*copies(args)))
+        except Exception:  # noqa: BLE001 - judged by the checks above, not here
+            return None
+        finally:
+            builtins.hash = _PLAIN_HASH
+    if isinstance(mixes[0], list | tuple) and list(mixes[0]) != list(mixes[1]):
+        return ("the mix depends on hash() of strings, which Python draws anew in every session (PYTHONHASHSEED): "
+                "the same seed must give the same mix tomorrow too; shuffle with random.Random(seed).")
     return None
 
 
@@ -534,8 +627,12 @@ def check_mix_replay(fn: Callable) -> None:
         ([f"n{i}" for i in range(60)], [f"o{i}" for i in range(15)], 0.15, 4),  # k = 10.6: 11, not 10 (truncated)
         ([f"n{i}" for i in range(10)], [f"o{i}" for i in range(3)], 0.2, 2),  # k = 2.5: 2 or 3
         ([], [f"o{i}" for i in range(4)], 0.5, 0),  # nothing new
+        (["n0", "n1"], [f"o{i}" for i in range(20)], 0.875, 5),  # k = 14 (0.875 is not 0.88)
     ]
     tried = holds("mix_replay", _mix_inputs(), one, examples, max_examples=40, reference=mix_replay)
+    problem = _order_problem(run) or _hash_problem(run)
+    if problem:
+        raise GradingError(f"mix_replay: {problem}")
     print(f"✓ mix_replay: passed on {tried} inputs drawn over the statement's domain ({SEEDS} seeds each; strings, "
           "lists and dicts as examples; too few old examples).")  # fmt: skip
 
@@ -597,6 +694,7 @@ class _Arbitrary(_Judge):
 
 
 NAMES = ["Tumuki", "Osrai", "Velba", "Dranok"]
+TWIN_SALT = 8  # _Arbitrary(7) and _Arbitrary(8) print alike and judge the examples' candidates otherwise
 
 
 @st.composite
@@ -614,6 +712,44 @@ def _target_inputs(draw):
     return candidates, answers, [f"That would be {a}." for a in answers], judge
 
 
+class _Listed(_Judge):
+    """A judge that accepts the (reply, answer) pairs it lists, exactly as written."""
+
+    def __init__(self, *right: tuple[str, str]):
+        super().__init__()
+        self.right = set(right)
+
+    def verdict(self, reply: str, answer: str):
+        return (reply, answer) in self.right
+
+    def __repr__(self) -> str:
+        return "<is_right: a judge of its own>"
+
+
+def _as_list(out):
+    return list(out) if isinstance(out, tuple) else out
+
+
+def _greedy(candidates, answers, gold, is_right):
+    return [cs[0] if cs else g for cs, g in zip(candidates, gold, strict=True)]
+
+
+def _stripped_judged(candidates, answers, gold, is_right):
+    return [next((c for c in cs if is_right(c.strip(), a)), g)
+            for cs, a, g in zip(candidates, answers, gold, strict=True)]  # fmt: skip
+
+
+TARGET_MISTAKES = [
+    (_greedy, "you kept the greedy reply (the first candidate) whether or not is_right accepts it; take the first "
+     "RIGHT candidate, else the gold answer."),
+    (_stripped_judged, "judge each candidate exactly as it is, is_right(candidate, answer): a stripped or edited "
+     "copy is another reply, which is_right may judge otherwise."),
+]  # fmt: skip
+# a probe on which the mistakes differ: "  Osrai " is wrong but "Osrai" right, and the greedy "Tumuki." is wrong
+TARGET_PROBE = ([["  Osrai ", "Osrai."], ["Tumuki.", "It is Velba."]], ["Osrai", "Velba"], ["Gold 1", "Gold 2"],
+                _Listed(("Osrai", "Osrai"), ("Osrai.", "Osrai"), ("It is Velba.", "Velba")))  # fmt: skip
+
+
 def _is_true(is_right: _Judge) -> Callable:
     return lambda reply, answer: is_right.verdict(reply, answer) is True
 
@@ -621,6 +757,11 @@ def _is_true(is_right: _Judge) -> Callable:
 @graded("self_output_targets")
 def check_self_output_targets(fn: Callable) -> None:
     def one(args):
+        judged(args)
+        if isinstance(args[3], _Arbitrary):  # the same inputs, a judge that prints alike: a cache keyed on them fails
+            judged((*args[:3], _Arbitrary(args[3].salt + 1000)))
+
+    def judged(args):
         candidates, answers, gold, is_right = args
         want = self_output_targets(candidates, answers, gold, is_right.verdict)
         is_right.calls.clear()
@@ -628,13 +769,14 @@ def check_self_output_targets(fn: Callable) -> None:
         if out == want:
             return
         replies, asked = {c for cs in candidates for c in cs}, set(answers)
-        calls = is_right.calls
+        calls = list(is_right.calls)  # before the mistakes below are tried: they call it too
         if calls and all(c[0] in asked and c[1] in replies for c in calls):
             raise GradingError("self_output_targets: call is_right(candidate, answer) in that order: the reply first, "
                                "then the answer.")  # fmt: skip
-        if out == [cs[0] if cs else g for cs, g in zip(candidates, gold, strict=True)]:
-            raise GradingError("self_output_targets: you kept the greedy reply (the first candidate) whether or not "
-                               "is_right accepts it; take the first RIGHT candidate, else the gold answer.")  # fmt: skip
+        mistakes = confirmed(fn, "self_output_targets", TARGET_MISTAKES, out, args, [TARGET_PROBE],
+                             lambda got, wrong, _: got == wrong, _as_list)
+        if mistakes:
+            raise GradingError(f"self_output_targets: {mistakes[0]}")
         if replies and not calls:
             raise GradingError("self_output_targets: judge each candidate with the is_right you are given, "
                                "is_right(candidate, answer), not with a test of your own: yours never called it.")
@@ -676,6 +818,7 @@ def check_self_output_targets(fn: Callable) -> None:
         ([c[::-1] for c in candidates], answers, gold, _WholeWord()),  # the same lengths, other candidates
         (candidates, answers, gold, _WholeWord(match_object=True)),  # truthy values, not True
         (candidates, answers, gold, _Arbitrary(7)),  # verdicts no test on the text can guess
+        (candidates, answers, gold, _Arbitrary(TWIN_SALT)),  # the same inputs, a judge that prints alike: a cache fails
         ([], [], [], _WholeWord()),  # no questions
     ]
     tried = holds("self_output_targets", _target_inputs(), one, examples, max_examples=60, reference=self_output_targets)
