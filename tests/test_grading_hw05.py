@@ -98,6 +98,147 @@ def test_style_differences_rejects_caches_constants_and_odd_outputs():
             "list of 4 numbers")  # fmt: skip
 
 
+# an outside red team's implementations: wrong ones (each breaks a sentence of the statement) and correct ones
+
+
+def _style_with(words=None, header=r"^[ \t]*#{1,6} ", bold=r"\*\*[^\n]+?\*\*|__[^\n]+?__",
+                items=r"^[ \t]*(?:[-*+]|\d+[.)]) ", norm=None):  # fmt: skip
+    """style_differences with the given regular expressions (re.M) and normalisation."""
+
+    def counts(r):
+        return [words(r) if words else len(r.split()), len(re.findall(header, r, re.M)), len(re.findall(bold, r)),
+                len(re.findall(items, r, re.M))]  # fmt: skip
+
+    def fn(a, b):
+        x, y = counts(a), counts(b)
+        if norm:
+            return norm(x, y)
+        return [(p - q) / (p + q) if p + q else 0.0 for p, q in zip(x, y, strict=True)]
+
+    return fn
+
+
+def _marker_pairs_per_line(a, b):
+    """line.count('**') // 2 + line.count('__') // 2: counts '****' and '2**10 3**4' as spans."""
+
+    def counts(r):
+        return [len(r.split()), len(re.findall(r"^[ \t]*#{1,6} ", r, re.M)),
+                sum(line.count("**") // 2 + line.count("__") // 2 for line in r.split("\n")),
+                len(re.findall(r"^[ \t]*(?:[-*+]|\d+[.)]) ", r, re.M))]  # fmt: skip
+
+    return [(p - q) / (p + q) if p + q else 0.0 for p, q in zip(counts(a), counts(b), strict=True)]
+
+
+def _by_max(a, b):
+    return [(p - q) / max(p, q) if max(p, q) else 0.0 for p, q in zip(a, b, strict=True)]
+
+
+def _floor_div(a, b):
+    return [float((p - q) // (p + q)) if p + q else 0.0 for p, q in zip(a, b, strict=True)]
+
+
+def _rounded3(a, b):
+    return [round((p - q) / (p + q), 3) if p + q else 0.0 for p, q in zip(a, b, strict=True)]
+
+
+def _words_without_markup(r):
+    return len([w for w in r.split() if not re.fullmatch(r"#{1,6}|[-*+]|\d+[.)]|[*_]+", w)])
+
+
+@pytest.mark.parametrize(
+    "wrong, hint",
+    [(_style_with(header=r"^[ \t]*#{1,6}\s"), "headers differ"),  # \s takes a tab or a newline
+     (_style_with(items=r"^[ \t]*(?:[-*+]|\d+[.)])\s"), "list items differ"),
+     (_style_with(bold=r"\*\*[^\n*]+?\*\*|__[^\n_]+?__"), "bold differ"),  # no '*' inside a span
+     (_style_with(bold=r"\*\*[^\n]+\*\*|__[^\n]+__"), "bold differ"),  # greedy
+     (_style_with(words=lambda r: len(re.split(r"\s+", r))), "length differ"),
+     (_style_with(header=r"^[ \t]*#+ "), "headers differ"),  # no upper limit on '#'
+     (_style_with(header=r"#{1,6} "), "headers differ"),  # not anchored at the line start
+     (_style_with(bold=r"\*\*(?! )[^\n]+?(?<! )\*\*|__(?! )[^\n]+?(?<! )__"), "bold differ"),  # CommonMark
+     (_style_with(header=r"^ *#{1,6} ", items=r"^ *(?:[-*+]|\d+[.)]) "), "differ"),  # spaces only
+     (_style_with(norm=_by_max), "differ"), (_style_with(norm=_floor_div), "differ"),
+     (_style_with(norm=_rounded3), "differ"),
+     (_style_with(items=r"^[ \t]*(?:[-*+]|\d+\.) "), "list items differ"),  # '.' only
+     (_marker_pairs_per_line, "at least one character"),
+     (_style_with(words=_words_without_markup), "length differ"),
+     (_style_with(header=r"^[ \t]*#{1,6} +\S"), "headers differ"),  # '## ' alone is a header too
+     (_style_with(bold=r"\*\*[^\n]*?\w[^\n]*?\*\*|__[^\n]*?\w[^\n]*?__"), "bold differ"),
+     (_style_with(bold=r"\*\*[^\n]+?\*\*|(?<!\w)__[^\n]+?__(?!\w)"), "inside a word too"),  # CommonMark's _ rule
+     (_style_with(header=r"^ {0,3}#{1,6} ", items=r"^ {0,3}(?:[-*+]|\d+[.)]) "), "differ"),  # CommonMark's indent
+     (_style_with(words=lambda r: len([w for w in r.split(" ") if w])), "length differ"),
+     (lambda a, b: [0.0] * 4 if a == b else _style_with(header="$^", bold="$^", items="$^")(a, b), "differ")],
+)  # fmt: skip
+def test_style_differences_rejects_the_red_teams_mistakes(wrong, hint):
+    rejects(hw05.check_style_differences, wrong, hint)
+
+
+def test_style_differences_rejects_a_cache_keyed_on_lines_and_words():
+    rejects(hw05.check_style_differences, memo(hw05.style_differences, lambda a, b: (
+        a.count("\n"), b.count("\n"), len(a.split()), len(b.split()))), "differ")  # fmt: skip
+
+
+def style_lines_partition(a, b):
+    """Line by line with str methods; bold by one alternation per line; numpy divide with where."""
+
+    def counts(r):
+        h = it = bo = 0
+        for line in r.split("\n"):
+            s = line.lstrip(" \t")
+            k = len(s) - len(s.lstrip("#"))
+            h += 1 <= k <= 6 and s[k : k + 1] == " "
+            head, sep, _ = s.partition(" ")
+            it += bool(sep) and (head in ("-", "*", "+") or (len(head) > 1 and head[:-1].isdigit()
+                                                            and head[:-1].isascii() and head[-1] in ".)"))  # fmt: skip
+            bo += len(re.findall(r"\*\*.+?\*\*|__.+?__", line))
+        return np.array([len(r.split()), h, bo, it], dtype=np.float64)
+
+    x, y = counts(a), counts(b)
+    return np.divide(x - y, x + y, out=np.zeros(4), where=(x + y) > 0)
+
+
+def style_each_kind_by_find(a, b):
+    """Each bold kind on its own, with a str.find scan; max(a + b, 1) as the denominator; a tuple."""
+
+    def spans(line, m):
+        n, i = 0, 0
+        while (i := line.find(m, i)) >= 0 and (j := line.find(m, i + 3)) >= 0:
+            n, i = n + 1, j + 2
+        return n
+
+    def counts(r):
+        lines = r.split("\n")
+        return [len(r.split()), sum(bool(re.match(r"[ \t]*#{1,6}(?= )", ln)) for ln in lines),
+                sum(spans(ln, "**") + spans(ln, "__") for ln in lines),
+                sum(bool(re.match(r"[ \t]*(?:[-*+]|[0-9]+[.)])(?= )", ln)) for ln in lines)]  # fmt: skip
+
+    return tuple((x - y) / max(x + y, 1) for x, y in zip(counts(a), counts(b), strict=True))
+
+
+def style_torch64_nan_to_num(a, b):
+    pats = [r"(?m)^[ \t]*#{1,6} ", r"\*\*[^\n]+?\*\*|__[^\n]+?__", r"(?m)^[ \t]*(?:[-*+]|\d+[.)]) "]
+    c = torch.tensor([[len(r.split())] + [len(re.findall(p, r)) for p in pats] for r in (a, b)], dtype=torch.float64)
+    return torch.nan_to_num((c[0] - c[1]) / (c[0] + c[1]), nan=0.0)
+
+
+def style_backreference_series(a, b):
+    """Words as runs of non-whitespace, bold by a backreference, a pandas Series with 0/0 filled."""
+
+    def counts(r):
+        return pd.Series({"length": len(re.findall(r"\S+", r)),
+                          "headers": len(re.findall(r"^[ \t]*#{1,6}[ ]", r, re.M)),
+                          "bold": len(list(re.finditer(r"(\*\*|__)(?:(?!\n).)+?\1", r))),
+                          "list items": len(re.findall(r"^[ \t]*(?:[-+*]|[0-9]+[).])[ ]", r, re.M))})  # fmt: skip
+
+    x, y = counts(a), counts(b)
+    return ((x - y) / (x + y)).fillna(0.0)
+
+
+@pytest.mark.parametrize("fn", [style_lines_partition, style_each_kind_by_find, style_torch64_nan_to_num,
+                                style_backreference_series])  # fmt: skip
+def test_style_differences_accepts_the_red_teams_correct_forms(fn, capsys):
+    passes(hw05.check_style_differences, fn, capsys)
+
+
 def test_style_messages_show_the_smallest_pair_of_replies():
     with pytest.raises(GradingError) as info:
         hw05.check_style_differences(hw05._style_variant(ordered=False))
@@ -222,6 +363,267 @@ def test_bradley_terry_fit_rejects_a_shift_too_few_steps_caches_and_constants():
     rejects(hw05.check_bradley_terry_fit, lambda log: (dict.fromkeys(models_of(log), 1000.0), 0.0), "same rating")
     rejects(hw05.check_bradley_terry_fit, lambda log: hw05.bradley_terry_fit(log)[0], "\\(ratings, first_move\\)")
     rejects(hw05.check_bradley_terry_fit, lambda log: ({}, 0.0), "no rating for")
+
+
+# an outside red team's implementations
+
+
+def _design(battles, models=None):
+    """models, X (+1 for model_a, -1 for model_b, a last column of ones: model_a shown first), y (ties 1/2)."""
+    models = models or sorted({b["model_a"] for b in battles} | {b["model_b"] for b in battles})
+    X = np.zeros((len(battles), len(models) + 1))
+    for i, b in enumerate(battles):
+        X[i, models.index(b["model_a"])] += 1
+        X[i, models.index(b["model_b"])] -= 1
+        X[i, -1] = 1
+    return models, X, np.array([{"model_a": 1.0, "model_b": 0.0, "tie": 0.5}[b["winner"]] for b in battles])
+
+
+def _finish(models, theta, pinned=0):
+    beta = np.insert(theta[:-1], pinned, 0.0) * 400
+    return dict(zip(models, beta - beta.mean() + 1000, strict=True)), float(theta[-1] * 400)
+
+
+def _newton_fit(X, y, w=None, steps=50, tol=1e-10):
+    Z, theta = X[:, 1:], np.zeros(X.shape[1] - 1)
+    w = np.ones(len(y)) if w is None else w
+    for _ in range(steps):
+        p = 1 / (1 + np.exp(-Z @ theta))
+        step = np.linalg.solve((Z * (w * p * (1 - p))[:, None]).T @ Z, Z.T @ (w * (y - p)))
+        theta = theta + step
+        if np.abs(step).max() < tol:
+            break
+    return theta
+
+
+def bt_ties_double(battles):
+    """A tie as a full win and a full loss: every tie counted twice."""
+    rows = [r for b in battles for r in ([dict(b, winner="model_a"), dict(b, winner="model_b")]
+                                         if b["winner"] == "tie" else [b])]  # fmt: skip
+    models, X, y = _design(rows)
+    return _finish(models, _newton_fit(X, y))
+
+
+def bt_newton_steps(steps):
+    def fit(battles):
+        models, X, y = _design(battles)
+        return _finish(models, _newton_fit(X, y, steps=steps, tol=0))
+
+    return fit
+
+
+def bt_gradient(steps=None, stop_on_loss=False, stop_in_log_odds=False):
+    """Gradient ascent on the mean log-likelihood: a fixed number of steps, or stopped on a plateau of the
+    likelihood, or when a step moves no coefficient by 1e-4 in log-odds (400 times the statement's 1e-4 point)."""
+
+    def fit(battles):
+        models, X, y = _design(battles)
+        Z, theta, last = X[:, 1:], np.zeros(X.shape[1] - 1), -np.inf
+        for _ in range(steps or 1_000_000):
+            p = 1 / (1 + np.exp(-Z @ theta))
+            if stop_on_loss:
+                ll = float(np.sum(y * np.log(p) + (1 - y) * np.log1p(-p)))
+                if ll - last < 1e-7:
+                    break
+                last = ll
+            step = (0.5 if stop_on_loss else 1.0) * Z.T @ (y - p) / len(y)
+            theta = theta + step
+            if stop_in_log_odds and np.abs(step).max() < 1e-4:
+                break
+        return _finish(models, theta)
+
+    return fit
+
+
+def bt_sklearn_c1000(battles):
+    """scikit-learn with C = 1000 ("large enough"): still a penalty."""
+    from sklearn.linear_model import LogisticRegression
+
+    models, X, y = _design(battles)
+    rows, labels, weights = np.concatenate([X, X])[:, 1:], np.r_[np.ones(len(y)), np.zeros(len(y))], np.r_[y, 1 - y]
+    keep = weights > 0
+    fit = LogisticRegression(C=1000.0, fit_intercept=False, tol=1e-12, max_iter=10_000)
+    fit.fit(rows[keep], labels[keep], sample_weight=weights[keep])
+    return _finish(models, fit.coef_[0])
+
+
+def bt_dedup(battles):
+    """Repeated battles counted once."""
+    unique = [dict(zip(("model_a", "model_b", "winner"), t, strict=True))
+              for t in dict.fromkeys((b["model_a"], b["model_b"], b["winner"]) for b in battles)]  # fmt: skip
+    models, X, y = _design(unique)
+    return _finish(models, _newton_fit(X, y))
+
+
+def bt_tie_rows_keep_position(battles):
+    """Winner-loser rows with a position feature; a tie as two half rows, both marked 'winner shown first'."""
+    models = sorted({b["model_a"] for b in battles} | {b["model_b"] for b in battles})
+    rows, weights = [], []
+    for b in battles:
+        a, c = models.index(b["model_a"]), models.index(b["model_b"])
+        pairs = [(a, c, 1), (c, a, 1)] if b["winner"] == "tie" else (
+            [(a, c, 1)] if b["winner"] == "model_a" else [(c, a, -1)])  # fmt: skip
+        for win, lose, first in pairs:
+            row = np.zeros(len(models) + 1)
+            row[win], row[lose], row[-1] = 1, -1, first
+            rows.append(row)
+            weights.append(0.5 if b["winner"] == "tie" else 1.0)
+    return _finish(models, _newton_fit(np.array(rows), np.ones(len(rows)), np.array(weights)))
+
+
+def bt_two_stage_first(battles):
+    """The first move estimated apart (400 logit of model_a's share), then the ratings with it fixed."""
+    models, X, y = _design(battles)
+    share = np.clip(y.mean(), 1e-6, 1 - 1e-6)
+    first = math.log(share / (1 - share))
+    Z, theta = X[:, 1:-1], np.zeros(X.shape[1] - 2)
+    for _ in range(50):
+        p = 1 / (1 + np.exp(-(Z @ theta + first)))
+        theta = theta + np.linalg.solve((Z * (p * (1 - p))[:, None]).T @ Z, Z.T @ (y - p))
+    return _finish(models, np.r_[theta, first])
+
+
+def bt_tie_weight_half(battles):
+    models, X, y = _design(battles)
+    return _finish(models, _newton_fit(X, y, np.where(y == 0.5, 0.5, 1.0)))
+
+
+def bt_median_centred(battles):
+    ratings, first = hw05.bradley_terry_fit(battles)
+    median = float(np.median(list(ratings.values())))
+    return {m: r - median + 1000 for m, r in ratings.items()}, first
+
+
+def bt_davidson(battles):
+    """Davidson's tie model (a tie parameter), fitted with scipy's BFGS."""
+    minimize = pytest.importorskip("scipy.optimize").minimize
+    models, X, y = _design(battles)
+    Z, tie, win = X[:, 1:], y == 0.5, y == 1.0
+
+    def nll(params):
+        d, nu = Z @ params[:-1], params[-1]
+        pa, pb, pt = np.exp(d / 2), np.exp(-d / 2), np.exp(nu)
+        return -np.sum(np.log(np.where(tie, pt, np.where(win, pa, pb)) / (pa + pb + pt)))
+
+    return _finish(models, minimize(nll, np.zeros(Z.shape[1] + 1), method="BFGS", options={"gtol": 1e-10}).x[:-1])
+
+
+@pytest.mark.parametrize(
+    "wrong, hint",
+    [(bt_ties_double, "ONE battle"), (bt_newton_steps(5), "Iterate"), (bt_gradient(steps=2000), "Iterate"),
+     (bt_gradient(stop_on_loss=True), "Iterate"), (bt_gradient(stop_in_log_odds=True), "Iterate"),
+     (bt_sklearn_c1000, "differ"), (bt_dedup, "duplicate"), (bt_tie_rows_keep_position, "differ"),
+     (lambda log: (hw05.bradley_terry_fit(log)[0], hw05.bradley_terry_fit(log)[1] / 400), "rating points too"),
+     (bt_two_stage_first, "differ"), (bt_tie_weight_half, "weighs as much"), (bt_median_centred, "mean of 1000"),
+     (bt_davidson, "Davidson"),
+     (memo(hw05.bradley_terry_fit, lambda log: (len(log), len(hw05._models(log)))), "differ")],
+)  # fmt: skip
+def test_bradley_terry_fit_rejects_the_red_teams_mistakes(wrong, hint):
+    rejects(hw05.check_bradley_terry_fit, wrong, hint)
+
+
+def test_lopsided_logs_stop_fits_stopped_after_a_fixed_number_of_steps():
+    """Without the fixed examples, the drawn lopsided logs alone catch 5 Newton steps and 2000 gradient steps."""
+    from hypothesis import HealthCheck, given, seed, settings
+
+    far = {"newton 5": 0, "gradient 2000": 0}
+
+    @seed(11)
+    @settings(max_examples=40, database=None, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(hw05._lopsided_logs())
+    def drawn(battles):
+        assert hw05._has_finite_fit(battles)
+        want = hw05.bradley_terry_fit(battles)
+        for name, fit in (("newton 5", bt_newton_steps(5)), ("gradient 2000", bt_gradient(steps=2000))):
+            far[name] += not hw05._close(fit(battles), want)
+
+    drawn()
+    assert far["newton 5"] >= 5 and far["gradient 2000"] >= 10
+
+
+def bt_torch_lbfgs(battles):
+    """torch float64 autograd, L-BFGS with a strong Wolfe line search, every model free (none pinned)."""
+    models, X, y = _design(battles)
+    Xt, yt = torch.tensor(X), torch.tensor(y)
+    theta = torch.zeros(X.shape[1], dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([theta], lr=1, max_iter=2000, tolerance_grad=1e-13, tolerance_change=1e-15,
+                            history_size=50, line_search_fn="strong_wolfe")  # fmt: skip
+
+    def closure():
+        opt.zero_grad()
+        z = Xt @ theta
+        loss = -(yt * torch.nn.functional.logsigmoid(z) + (1 - yt) * torch.nn.functional.logsigmoid(-z)).sum()
+        loss.backward()
+        return loss
+
+    for _ in range(5):
+        opt.step(closure)
+    t = theta.detach().numpy()
+    beta = t[:-1] * 400
+    return dict(zip(models, beta - beta.mean() + 1000, strict=True)), float(t[-1] * 400)
+
+
+def bt_scipy_bfgs_last_pinned(battles):
+    """scipy BFGS with the analytic gradient, the last model pinned, models in order of first appearance."""
+    optimize, special = pytest.importorskip("scipy.optimize"), pytest.importorskip("scipy.special")
+    models = list(dict.fromkeys(m for b in battles for m in (b["model_a"], b["model_b"])))
+    _, X, y = _design(battles, models)
+    Z = np.delete(X, len(models) - 1, axis=1)
+
+    def f(theta):
+        z = Z @ theta
+        return (-np.sum(y * special.log_expit(z) + (1 - y) * special.log_expit(-z)),
+                -Z.T @ (y - special.expit(z)))  # fmt: skip
+
+    fit = optimize.minimize(f, np.zeros(Z.shape[1]), jac=True, method="BFGS", options={"gtol": 1e-10, "maxiter": 10_000})
+    return _finish(models, fit.x, pinned=len(models) - 1)
+
+
+def bt_newton_pinv(battles):
+    """Newton in the full (rank-deficient) parameterisation with a pseudo-inverse step; numpy floats."""
+    models, X, y = _design(battles)
+    theta = np.zeros(X.shape[1])
+    for _ in range(100):
+        p = 1 / (1 + np.exp(-X @ theta))
+        step = np.linalg.pinv((X * (p * (1 - p))[:, None]).T @ X) @ (X.T @ (y - p))
+        theta = theta + step
+        if np.abs(step).max() < 1e-12:
+            break
+    beta = theta[:-1] * 400
+    return ({m: np.float64(v) for m, v in zip(models, beta - beta.mean() + 1000, strict=True)},
+            np.float64(theta[-1] * 400))  # fmt: skip
+
+
+def bt_irls_two_rows(battles):
+    """A tie as two rows of weight 1/2 (one won, one lost); IRLS until a step is below 1e-4 point."""
+    models, X, y = _design(battles)
+    rows, labels, weights = np.concatenate([X, X])[:, 1:], np.r_[np.ones(len(y)), np.zeros(len(y))], np.r_[y, 1 - y]
+    theta = np.zeros(rows.shape[1])
+    while True:
+        p = 1 / (1 + np.exp(-rows @ theta))
+        step = np.linalg.solve((rows * (weights * p * (1 - p))[:, None]).T @ rows, rows.T @ (weights * (labels - p)))
+        theta = theta + step
+        if 400 * np.abs(step).max() < 1e-4:
+            return _finish(models, theta)
+
+
+def bt_statsmodels(battles):
+    """statsmodels' binomial GLM with variance weights, ties as two half rows; ratings as a pandas Series."""
+    sm = pytest.importorskip("statsmodels.api")
+    models, X, y = _design(battles)
+    rows, labels, weights = np.concatenate([X, X])[:, 1:], np.r_[np.ones(len(y)), np.zeros(len(y))], np.r_[y, 1 - y]
+    keep = weights > 0
+    fit = sm.GLM(labels[keep], rows[keep], family=sm.families.Binomial(), var_weights=weights[keep]).fit(
+        tol=1e-12, maxiter=200)  # fmt: skip
+    theta = np.asarray(fit.params)
+    beta = np.r_[0.0, theta[:-1]] * 400
+    return pd.Series(beta - beta.mean() + 1000, index=models), float(theta[-1] * 400)
+
+
+@pytest.mark.parametrize("fn", [bt_torch_lbfgs, bt_scipy_bfgs_last_pinned, bt_newton_pinv, bt_irls_two_rows,
+                                bt_statsmodels])  # fmt: skip
+def test_bradley_terry_fit_accepts_the_red_teams_correct_forms(fn, capsys):
+    passes(hw05.check_bradley_terry_fit, fn, capsys)
 
 
 def test_drawn_logs_have_a_finite_fit_and_cover_the_edge_cases():
@@ -449,6 +851,113 @@ def test_add_clause_rejects_plausible_mistakes():
         rejects(hw05.check_add_clause, fn, hint)
 
 
+# an outside red team's implementations
+
+
+def _valid(total, amounts=range(2, 10)):
+    return [(op, x) for op in "+-" for x in amounts if 0 <= (total + x if op == "+" else total - x) <= 99]
+
+
+def _with_move(problem, pair):
+    return replace(problem, moves=(*problem.moves, pair))
+
+
+def clause_upper_exclusive(problem, rng):  # total + x < 99: a move reaching 99 is left out
+    t = problem.answer
+    return _with_move(problem, rng.choice([(op, x) for op in "+-" for x in range(2, 10)
+                                           if (t + x < 99 if op == "+" else t - x >= 0)]))  # fmt: skip
+
+
+def clause_lower_exclusive(problem, rng):  # total - x > 0: a move reaching 0 is left out
+    t = problem.answer
+    return _with_move(problem, rng.choice([(op, x) for op in "+-" for x in range(2, 10)
+                                           if (t + x <= 99 if op == "+" else t - x > 0)]))  # fmt: skip
+
+
+def clause_fallback_after(tries):
+    """Rejection sampling with at most `tries` tries, then a fixed valid pair: drawn too often near the edges."""
+
+    def add(problem, rng):
+        t = problem.answer
+        for _ in range(tries):
+            op, x = rng.choice("+-"), rng.randint(2, 9)
+            if 0 <= (t + x if op == "+" else t - x) <= 99:
+                return _with_move(problem, (op, x))
+        return _with_move(problem, ("+", 2) if t <= 97 else ("-", 2))
+
+    return add
+
+
+def clause_amount_first(problem, rng):  # the amount uniform over 2..9, then an operation valid for it
+    t, x = problem.answer, rng.randint(2, 9)
+    return _with_move(problem, (rng.choice([op for op in "+-" if 0 <= (t + x if op == "+" else t - x) <= 99]), x))
+
+
+def clause_redraw_other_op(problem, rng):  # an invalid pair: the other operation, a new amount valid for it
+    t = problem.answer
+    op, x = rng.choice("+-"), rng.randint(2, 9)
+    if not 0 <= (t + x if op == "+" else t - x) <= 99:
+        op = "-" if op == "+" else "+"
+        x = rng.choice([a for o, a in _valid(t) if o == op])
+    return _with_move(problem, (op, x))
+
+
+def clause_global_random_reseeded(problem, rng):  # reproducible and uniform, but reseeds the global `random`
+    random.seed(rng.random())
+    return _with_move(problem, random.choice(_valid(problem.answer)))
+
+
+@pytest.mark.parametrize(
+    "wrong, hint",
+    [(clause_upper_exclusive, "uniformly"), (clause_lower_exclusive, "uniformly"),
+     (lambda p, rng: _with_move(p, rng.choice(_valid(p.answer, range(2, 9)))), "uniformly"),  # amounts 2..8
+     (clause_fallback_after(5), "fixed fallback"), (clause_fallback_after(4), "fixed fallback"),
+     (clause_amount_first, "amount first"), (clause_redraw_other_op, "uniformly"),
+     (lambda p, rng: _with_move(p, rng.choice(_valid(p.start))), "0..99"),  # pairs valid for the start
+     (lambda p, rng: replace(p, moves=(rng.choice(_valid(p.answer)), *p.moves)), "keep every move"),  # put first
+     (lambda p, rng: _with_move(p, list(rng.choice(_valid(p.answer)))), "a tuple"),  # ['+', 3]
+     (lambda p, rng: replace(p, moves=[*p.moves, rng.choice(_valid(p.answer))]), "a tuple"),  # moves a list
+     (lambda p, rng: _with_move(p, rng.choices(_valid(p.answer), weights=[x for _, x in _valid(p.answer)])[0]),
+      "uniformly"),  # weighted by the amount
+     (clause_global_random_reseeded, "global random state"),
+     (lambda p, rng: symbolic.WordProblem(p.person, p.item, p.start, (*p.moves, rng.choice(_valid(p.answer)))),
+      "changed the problem's"),
+     (lambda p, rng: _with_move(p, _valid(p.answer)[len(p.moves) % len(_valid(p.answer))]), "for every seed")],
+)  # fmt: skip
+def test_add_clause_rejects_the_red_teams_mistakes(wrong, hint):
+    state = random.getstate()
+    rejects(hw05.check_add_clause, wrong, hint)
+    random.setstate(state)
+
+
+def clause_op_weighted(problem, rng):
+    """The operation with probability proportional to its number of valid amounts, then an amount: uniform."""
+    t = problem.answer
+    plus, minus = [x for x in range(2, 10) if t + x <= 99], [x for x in range(2, 10) if t - x >= 0]
+    if rng.random() < len(plus) / (len(plus) + len(minus)):
+        return _with_move(problem, ("+", rng.choice(plus)))
+    return _with_move(problem, ("-", rng.choice(minus)))
+
+
+def clause_shuffled(problem, rng):
+    options = _valid(problem.answer)
+    rng.shuffle(options)
+    return replace(problem, moves=problem.moves + (options[0],))
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [lambda p, rng: _with_move(p, random.Random(rng.random()).choice(_valid(p.answer))),  # a private Random from rng
+     clause_shuffled, clause_op_weighted,
+     lambda p, rng: _with_move(p, _valid(p.answer)[int(np.random.default_rng(rng.getrandbits(64)).integers(
+         len(_valid(p.answer))))]),  # numpy seeded from rng, the index cast to int
+     lambda p, rng: symbolic.WordProblem(p.person, p.item, p.start, (*p.moves, rng.sample(_valid(p.answer), 1)[0]),
+                                         p.asked_first, p.distractor)],
+)  # fmt: skip
+def test_add_clause_accepts_the_red_teams_correct_forms(fn, capsys):
+    passes(hw05.check_add_clause, fn, capsys)
+
+
 def test_drawn_problems_keep_their_totals_in_range_and_reach_the_edges():
     from hypothesis import HealthCheck, given, seed, settings
 
@@ -474,6 +983,13 @@ def test_the_uniformity_test_is_calibrated():
         counts = __import__("collections").Counter(rng.choice(valid) for _ in range(hw05.DRAWS))
         assert hw05._chi_square(counts, dict.fromkeys(valid, 1 / len(valid))) <= limit(len(valid) - 1)
     assert limit(15) == pytest.approx(63, abs=3)  # chi-square's 1 - 1e-7 quantile with 15 degrees of freedom
+    for total in (0, 99):  # with many draws, each pair's count is tested too
+        valid = hw05.valid_moves(total)
+        rng = random.Random(total)
+        counts = __import__("collections").Counter(rng.choice(valid) for _ in range(hw05.EDGE_DRAWS))
+        assert hw05._odd_pair(counts, valid, hw05.EDGE_DRAWS) is None
+        assert hw05._chi_square(counts, dict.fromkeys(valid, 1 / len(valid)), hw05.EDGE_DRAWS) <= limit(len(valid) - 1)
+    assert 2 * 8 * 0.5 * math.erfc(hw05.PAIR_Z / math.sqrt(2)) < 1e-7  # the pair test's false-rejection rate
 
 
 def test_probes_tell_every_mistake_apart():

@@ -108,6 +108,120 @@ def test_ngram_entropy_rejects_other_mistakes(wrong, hint):
     rejects(hw06.check_ngram_entropy, wrong, hint)
 
 
+# an outside red team's implementations
+
+
+def _h(counts):
+    n = sum(counts)
+    return -sum(c / n * math.log2(c / n) for c in counts) if n else 0.0
+
+
+def _score(words, key=tuple):
+    return sum(w * _h(list(Counter(key(words[i : i + n]) for i in range(len(words) - n + 1)).values()))
+               for n, w in ((2, 2 / 3), (3, 4 / 3))) / 2  # fmt: skip
+
+
+def _per_n(text, entropy):
+    """(2/3 e(words, 2) + 4/3 e(words, 3)) / 2 for another entropy e of the words' n-grams."""
+    words = text.split()
+    return sum(w * entropy(words, n) for n, w in ((2, 2 / 3), (3, 4 / 3))) / 2
+
+
+def _grams(words, n):
+    return [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
+
+
+def _unique_flat(words, n):  # np.unique without axis=0 on the n-grams: counts words
+    grams = [words[i : i + n] for i in range(len(words) - n + 1)]
+    return _h(list(np.unique(np.array(grams, dtype=str), return_counts=True)[1])) if grams else 0.0
+
+
+def _normalised(words, n):  # divided by log2 of the number of n-grams
+    grams = _grams(words, n)
+    return _h(list(Counter(grams).values())) / math.log2(len(grams)) if len(grams) > 1 else 0.0
+
+
+def _over_bigrams(words, n):  # trigram frequencies relative to the number of bigrams
+    counts, total = Counter(_grams(words, n)), max(len(words) - 1, 0)
+    return -sum(v / total * math.log2(v / total) for v in counts.values()) if counts else 0.0
+
+
+def _counts_not_p(words, n):  # -sum (c/N) log2 c
+    counts = list(Counter(_grams(words, n)).values())
+    return -sum(v / sum(counts) * math.log2(v) for v in counts) if counts else 0.0
+
+
+def _float16(text):
+    words, total = text.split(), torch.zeros((), dtype=torch.float16)
+    for n, w in ((2, 2 / 3), (3, 4 / 3)):
+        counts = Counter(_grams(words, n))
+        if counts:
+            p = torch.tensor(list(counts.values()), dtype=torch.float16)
+            p = p / p.sum()
+            total = total + w * -(p * torch.log2(p)).sum() / 2
+    return total
+
+
+@pytest.mark.parametrize(
+    "wrong, hint",
+    [(lambda t: _score(t.split(), "_".join), "joined with '_'"), (lambda t: _score(t.split(), "-".join), "'-'"),
+     (lambda t: _score([w for w in __import__("re").split(r"[ \t\n]+", t) if w]), "ideographic space"),
+     (lambda t: _per_n(t, _unique_flat), "expected"), (lambda t: _per_n(t, _normalised), "expected"),
+     (lambda t: _score([w for i, w in enumerate(t.split()) if i == 0 or w != t.split()[i - 1]]), "expected"),
+     (lambda t: _per_n(t, _over_bigrams), "expected"),
+     (lambda t: _score(["<s>", *t.split(), "</s>"]), "expected"), (lambda t: _per_n(t, _counts_not_p), "expected"),
+     (lambda t: (2 / 3 * _h(list(Counter(zip(t.split(), t.split()[2:], strict=False)).values()))
+                 + 4 / 3 * _h(list(Counter(_grams(t.split(), 3)).values()))) / 2, "expected"),  # skip-bigrams
+     (lambda t: _h(list(Counter(_grams(t.split(), 2)).values())), "expected"),  # bigrams for both, (2/3 + 4/3) / 2
+     (_float16, "expected"), (lambda t: _score(__import__("re").findall(r"\w+|[^\w\s]", t)), "expected"),
+     (lambda t: max(w * _h(list(Counter(_grams(t.split(), n)).values())) for n, w in ((2, 2 / 3), (3, 4 / 3))),
+      "expected"),
+     (memo(hw06.ngram_entropy, lambda t: tuple(sorted(Counter(t.split()).items()))), "expected"),  # same bag
+     (lambda t: 0.0 if len(t.split()) < 4 else hw06.ngram_entropy(t), "expected")],
+)  # fmt: skip
+def test_ngram_entropy_rejects_the_red_teams_mistakes(wrong, hint):
+    rejects(hw06.check_ngram_entropy, wrong, hint)
+
+
+def entropy_torch_unique_rows(text):
+    """Words mapped to ids; torch.unique(dim=0) counts the n-gram rows; a float64 0-d tensor."""
+    words = text.split()
+    vocab = {w: i for i, w in enumerate(dict.fromkeys(words))}
+    ids = torch.tensor([vocab[w] for w in words], dtype=torch.long)
+    total = torch.zeros((), dtype=torch.float64)
+    for n, w in ((2, 2 / 3), (3, 4 / 3)):
+        if len(ids) >= n:
+            c = torch.unique(ids.unfold(0, n, 1), dim=0, return_counts=True)[1].double()
+            p = c / c.sum()
+            total = total - w * (p * torch.log2(p)).sum() / 2
+    return total
+
+
+def entropy_dict_float32(text):
+    """A dict of tuple keys, np.float32 arithmetic, an np.float32 returned."""
+    words, total = text.split(), np.float32(0)
+    for n, w in ((2, 2 / 3), (3, 4 / 3)):
+        d = {}
+        for gram in _grams(words, n):
+            d[gram] = d.get(gram, 0) + 1
+        if d:
+            c = np.array(list(d.values()), dtype=np.float32)
+            p = c / c.sum()
+            total = total + np.float32(w) * np.float32(-(p * np.log2(p)).sum()) / np.float32(2)
+    return total
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [lambda t: sum({2: 2 / 3, 3: 4 / 3}[n] * _h(list(Counter(_grams(t.split(), n)).values())) for n in (2, 3)) / 2,
+     lambda t: sum(w * (scipy.stats.entropy(list(c.values()), base=2) if (c := Counter(_grams(t.split(), n))) else 0.0)
+                   for n, w in ((2, 2 / 3), (3, 4 / 3))) / 2,
+     entropy_torch_unique_rows, entropy_dict_float32],
+)  # fmt: skip
+def test_ngram_entropy_accepts_the_red_teams_correct_forms(fn, capsys):
+    passes(hw06.check_ngram_entropy, fn, capsys)
+
+
 def test_ngram_entropy_reports_the_smallest_failing_text():
     message = rejects(hw06.check_ngram_entropy, hw06._entropy_variant(lower=True), "case")
     assert "Smallest failing input found: ngram_entropy(" in message
@@ -193,6 +307,111 @@ def first_key_only(W, C, K, V):
 )  # fmt: skip
 def test_multi_key_update_rejects_plausible_mistakes(wrong, hint):
     rejects(hw06.check_multi_key_update, wrong, hint)
+
+
+# an outside red team's implementations
+
+
+def update_ridge(W, C, K, V):
+    """K C^-1 K^T + 1e-6 I "for stability": the constraints no longer hold exactly."""
+    ck = torch.linalg.solve(C, K.T)
+    return ck @ torch.linalg.solve(K @ ck + 1e-6 * torch.eye(len(K), dtype=W.dtype), V - K @ W)
+
+
+def update_c_whitened_by_sqrt(W, C, K, V):
+    e, Q = torch.linalg.eigh(C)
+    ck = Q @ torch.diag(e.rsqrt()) @ Q.T @ K.T
+    return ck @ torch.linalg.solve(K @ ck, V - K @ W)
+
+
+def update_rome_sweeps(W, C, K, V, sweeps=3):
+    D = torch.zeros_like(W)
+    for _ in range(sweeps):
+        for k, v in zip(K, V, strict=True):
+            ck = torch.linalg.solve(C, k)
+            D = D + torch.outer(ck / (k @ ck), v - k @ (W + D))
+    return D
+
+
+def update_r_in_place(W, C, K, V):
+    V -= K @ W
+    ck = torch.linalg.solve(C, K.T)
+    return ck @ torch.linalg.solve(K @ ck, V)
+
+
+def update_mean_key(W, C, K, V):
+    k, v = K.mean(0), V.mean(0)
+    ck = torch.linalg.solve(C, k)
+    return torch.outer(ck / (k @ ck), v - k @ W)
+
+
+def update_pinv_cutoff(W, C, K, V):
+    ck = torch.linalg.solve(C, K.T)
+    return ck @ torch.linalg.pinv(K @ ck, rtol=1e-3) @ (V - K @ W)
+
+
+@pytest.mark.parametrize(
+    "wrong, hint",
+    [(update_ridge, "not to float64 precision"),
+     (lambda W, C, K, V: hw06.multi_key_update(W, C + 1e-3 * torch.eye(len(C), dtype=C.dtype), K, V),
+      "not the smallest"),
+     (lambda W, C, K, V: hw06.multi_key_update(W, torch.diag(torch.diag(C)), K, V), "not the smallest"),
+     (update_c_whitened_by_sqrt, "not the smallest"),
+     (lambda W, C, K, V: torch.linalg.solve(C, torch.linalg.pinv(K) @ (V - K @ W)), "C^-1 belongs"),
+     (update_rome_sweeps, "misses V"),
+     (lambda W, C, K, V: hw06.multi_key_update(W, C, K / K.norm(dim=1, keepdim=True), V), "misses V"),
+     (update_r_in_place, "in place"), (update_mean_key, "misses V"), (update_pinv_cutoff, "not the smallest"),
+     (lambda W, C, K, V: torch.linalg.lstsq(torch.linalg.solve(C, K.T).T, V - K @ W).solution, "misses V"),
+     (memo(hw06.multi_key_update, lambda W, C, K, V: (*sizes(W, K), W.dtype, round(float(W.sum()), 6))), "misses V")],
+)  # fmt: skip
+def test_multi_key_update_rejects_the_red_teams_mistakes(wrong, hint):
+    rejects(hw06.check_multi_key_update, wrong, hint)
+
+
+def update_cholesky(W, C, K, V):
+    ck = torch.cholesky_solve(K.T, torch.linalg.cholesky(C))
+    return ck @ torch.cholesky_solve(V - K @ W, torch.linalg.cholesky(K @ ck))
+
+
+def update_scipy_positive(W, C, K, V):
+    linalg = pytest.importorskip("scipy.linalg")
+    W_, C_, K_, V_ = (x.numpy().astype(np.float64) for x in (W, C, K, V))
+    ck = linalg.solve(C_, K_.T, assume_a="pos")
+    return torch.from_numpy(ck @ linalg.solve(K_ @ ck, V_ - K_ @ W_, assume_a="pos")).to(W.dtype)
+
+
+def update_kkt_in_input_dtype(W, C, K, V):
+    m, d = K.shape
+    A = torch.zeros(d + m, d + m, dtype=W.dtype)
+    A[:d, :d], A[:d, d:], A[d:, :d] = C, K.T, K
+    return torch.linalg.solve(A, torch.cat([torch.zeros(d, W.shape[1], dtype=W.dtype), V - K @ W]))[:d]
+
+
+def update_rome_until_converged(W, C, K, V):
+    """Cyclic ROME projections in the C metric from D = 0, in float64, until the constraints hold to 1e-14."""
+    W64, C64, K64, V64 = (x.double() for x in (W, C, K, V))
+    D, cks = torch.zeros_like(W64), [torch.linalg.solve(C64, k) for k in K64]
+    scale = float(V64.abs().max()) + float((K64 @ W64).abs().max()) + 1e-300
+    for _ in range(200_000):
+        for k, ck, v in zip(K64, cks, V64, strict=True):
+            D = D + torch.outer(ck / (k @ ck), v - k @ (W64 + D))
+        if float((K64 @ (W64 + D) - V64).abs().max()) <= 1e-14 * scale:
+            break
+    return D.to(W.dtype)
+
+
+def update_qr_whitened(W, C, K, V):
+    L = torch.linalg.cholesky(C)
+    A = torch.linalg.solve_triangular(L, K.T, upper=False).T  # K L^-T
+    Q, R = torch.linalg.qr(A.T)
+    E = Q @ torch.linalg.solve_triangular(R.T, V - K @ W, upper=False)
+    return torch.linalg.solve_triangular(L.T, E, upper=True)
+
+
+@pytest.mark.parametrize("fn", [update_cholesky, update_scipy_positive, update_kkt_in_input_dtype,
+                                update_rome_until_converged, update_qr_whitened])  # fmt: skip
+def test_multi_key_update_accepts_the_red_teams_correct_forms(fn, capsys):
+    passes(hw06.check_multi_key_update, fn, capsys)
 
 
 # --- the gated edit -------------------------------------------------------------------------------------------
@@ -283,6 +502,145 @@ def test_gated_values_accepts_float32_distances(capsys):
     passes(hw06.check_gated_values, gated_with_cdist_in_float32, capsys)
 
 
+# an outside red team's implementations
+
+
+def _pick(X, W, V, nearest, inside):
+    return torch.where(inside[:, None], V[nearest], X @ W)
+
+
+def gated_with_slack(slack):
+    """distance <= radius + slack ("to be safe with floating point")."""
+
+    def gated(X, W, K, V, radius):
+        d, j = torch.cdist(X.double(), K.double()).min(1)
+        return _pick(X, W, V, j, d <= radius + slack)
+
+    return gated
+
+
+def gated_isclose_radius(X, W, K, V, radius):
+    d, j = torch.cdist(X.double(), K.double()).min(1)
+    r = torch.full_like(d, radius)
+    return _pick(X, W, V, j, (d < r) | torch.isclose(d, r))
+
+
+def gated_tie_tolerance(X, W, K, V, radius):
+    """The lowest index among keys within 1e-6 of the minimum, even when a later key is strictly nearer."""
+    D = torch.cdist(X.double(), K.double())
+    j = (D <= D.min(1, keepdim=True).values + 1e-6).float().argmax(1)
+    return _pick(X, W, V, j, D.gather(1, j[:, None])[:, 0] <= radius)
+
+
+def gated_float32_distances(X, W, K, V, radius):
+    d, j = torch.cdist(X.float(), K.float()).min(1)
+    return _pick(X, W, V, j, d <= radius)
+
+
+def gated_by(distances, nearest=lambda D: D.argmin(1)):
+    def gated(X, W, K, V, radius):
+        D = distances(X.double(), K.double())
+        j = nearest(D)
+        return _pick(X, W, V, j, D.gather(1, j[:, None])[:, 0] <= radius)
+
+    return gated
+
+
+def gated_expansion_unclamped(X, W, K, V, radius):
+    """|x|^2 + |k|^2 - 2 x.k in the inputs' dtype, no clamp: NaN at a copy of a key, and NaN <= r is False."""
+    d, j = ((X * X).sum(1)[:, None] + (K * K).sum(1)[None] - 2 * X @ K.T).sqrt().min(1)
+    return _pick(X, W, V, j, d <= radius)
+
+
+def gated_any_inside_dot_value(X, W, K, V, radius):
+    return _pick(X, W, V, (X @ K.T).argmax(1), (torch.cdist(X.double(), K.double()) <= radius).any(1))
+
+
+def gated_strict_except_zero(X, W, K, V, radius):
+    d, j = torch.cdist(X.double(), K.double()).min(1)
+    return _pick(X, W, V, j, (d < radius) | ((radius == 0) & (d == 0)))
+
+
+def gated_mean_of_ties(X, W, K, V, radius):
+    D = torch.cdist(X.double(), K.double())
+    best = D.min(1, keepdim=True).values
+    tied = (D == best).to(V.dtype)
+    return torch.where((best[:, 0] <= radius)[:, None], (tied @ V) / tied.sum(1, keepdim=True), X @ W)
+
+
+def gated_large_batch_shortcut(X, W, K, V, radius):
+    d, j = torch.cdist(X.double(), K.double()).min(1)
+    return _pick(X, W, V, j, d <= (0.0 if len(X) > 256 else radius))
+
+
+def gated_centres_x_in_place(X, W, K, V, radius):
+    c = K.mean(0)
+    X -= c
+    d, j = torch.cdist(X.double(), (K - c).double()).min(1)
+    X += c
+    return _pick(X, W, V, j, d <= radius)
+
+
+@pytest.mark.parametrize(
+    "wrong, hint",
+    [(gated_with_slack(1e-6), "no tolerance added"), (gated_with_slack(1e-3), "no tolerance added"),
+     (gated_isclose_radius, "no tolerance added"), (gated_tie_tolerance, "only when two distances are equal"),
+     (gated_float32_distances, "float64 rounding"),
+     (gated_by(lambda x, k: torch.cdist(x, k, p=float("inf"))), "row "),  # Chebyshev
+     (gated_by(torch.cdist, lambda D: D.argsort(dim=1, descending=True, stable=True)[:, -1]), "lower index"),
+     (gated_expansion_unclamped, "clamp it at 0"), (gated_any_inside_dot_value, "row "),
+     (gated_strict_except_zero, "<=, not <"), (gated_mean_of_ties, "row "),
+     (gated_large_batch_shortcut, "row "), (gated_centres_x_in_place, "in place")],
+)  # fmt: skip
+def test_gated_values_rejects_the_red_teams_mistakes(wrong, hint):
+    rejects(hw06.check_gated_values, wrong, hint)
+
+
+def gated_keys_by_rows(X, W, K, V, radius):
+    """Distances keys x rows, the minimum over dim 0 (the first minimum: the lower key index)."""
+    d, j = torch.cdist(K.double(), X.double()).min(0)
+    return _pick(X, W, V, j, d <= radius)
+
+
+def gated_cdist_direct(X, W, K, V, radius):
+    """torch.cdist in the inputs' dtype, computed directly (not as a matrix product)."""
+    d, j = torch.cdist(X, K, compute_mode="donot_use_mm_for_euclid_dist").min(1)
+    return _pick(X, W, V, j, d <= radius)
+
+
+def gated_loop_over_keys(X, W, K, V, radius):
+    """A loop over the m keys (not the rows), squared distances in float64, strict < keeps the lower index."""
+    best = torch.full((len(X),), math.inf, dtype=torch.float64)
+    j = torch.zeros(len(X), dtype=torch.long)
+    for i, k in enumerate(K.double()):
+        squared = ((X.double() - k) ** 2).sum(1)
+        better = squared < best
+        best, j = torch.where(better, squared, best), torch.where(better, torch.full_like(j, i), j)
+    return _pick(X, W, V, j, best <= radius**2)
+
+
+def gated_scipy(X, W, K, V, radius):
+    cdist = pytest.importorskip("scipy.spatial.distance").cdist
+    D = cdist(X.numpy().astype(np.float64), K.numpy().astype(np.float64))
+    j = D.argmin(1)
+    return torch.from_numpy(np.where((D[np.arange(len(D)), j] <= radius)[:, None], V.numpy()[j], (X @ W).numpy()))
+
+
+def gated_addmm_clamped(X, W, K, V, radius):
+    """Squared distances by torch.addmm in the inputs' dtype, clamped at 0, compared with radius^2."""
+    squared = torch.addmm((X * X).sum(1)[:, None] + (K * K).sum(1)[None], X, K.T, alpha=-2).clamp_min(0)
+    best, j = squared.min(1)
+    return _pick(X, W, V, j, best <= radius * radius)
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [gated_keys_by_rows, gated_loop_over_keys, gated_scipy, gated_addmm_clamped, gated_cdist_direct],
+)  # fmt: skip
+def test_gated_values_accepts_the_red_teams_correct_forms(fn, capsys):
+    passes(hw06.check_gated_values, fn, capsys)
+
+
 # --- the draws alone find the edge cases: a cheat that looks up the fixed examples still fails ----------------
 
 
@@ -290,7 +648,7 @@ def test_gated_values_accepts_float32_distances(capsys):
     "check, examples, wrong, hint",
     [(hw06.check_gated_values, "GATED_EXAMPLES", hw06._gated_variant(strict=True), "<=, not <"),
      (hw06.check_gated_values, "GATED_EXAMPLES", hw06._gated_variant(last=True), "lower index"),
-     (hw06.check_gated_values, "GATED_EXAMPLES", memo(hw06.gated_values, sizes), "row 0"),
+     (hw06.check_gated_values, "GATED_EXAMPLES", memo(hw06.gated_values, sizes), "row 0|inputs' dtype"),
      (hw06.check_multi_key_update, "UPDATE_EXAMPLES", hw06._memit, "MEMIT"),
      (hw06.check_multi_key_update, "UPDATE_EXAMPLES", memo(hw06.multi_key_update, sizes), "multi_key_update"),
      (hw06.check_ngram_entropy, "ENTROPY_EXAMPLES", hw06._entropy_variant(joined=True), "tuple of words"),

@@ -83,7 +83,8 @@ def _bold_kinds_apart(reply_a: str, reply_b: str) -> list[float]:
 
 def _style_variant(raw=False, markers=False, underscores=True, any_hash=False, indented=True, ordered=True,
                    characters=False, nan=False, split_space=False, swapped=False, one_digit=False,
-                   across_lines=False, empty_bold=False, stripped=False, reordered=False):  # fmt: skip
+                   across_lines=False, empty_bold=False, stripped=False, reordered=False,
+                   intraword=False):  # fmt: skip
     """style_differences with one plausible mistake."""
 
     def counts(reply: str) -> list[int]:
@@ -98,7 +99,8 @@ def _style_variant(raw=False, markers=False, underscores=True, any_hash=False, i
         else:
             text = "." if across_lines else "[^\\n]"
             inside = text + ("*?" if empty_bold else "+?")
-            pattern = rf"\*\*{inside}\*\*" + (rf"|__{inside}__" if underscores else "")
+            under = rf"(?<!\w)__{inside}__(?!\w)" if intraword else rf"__{inside}__"  # CommonMark's, or any
+            pattern = rf"\*\*{inside}\*\*" + (rf"|{under}" if underscores else "")
             bold = len(re.findall(pattern, reply, re.DOTALL if across_lines else 0))
         number = r"\d" if one_digit else r"\d+"
         marker = rf"(?:[-*+]|{number}[.)]) " if ordered else r"[-*+] "
@@ -126,6 +128,8 @@ STYLE_HINTS = [
      "list items]."),
     (_style_variant(markers=True), "count bold SPANS (**text** or __text__), not the ** markers: each span has two."),
     (_style_variant(underscores=False), "__text__ is bold too."),
+    (_style_variant(intraword=True), "a __text__ span counts inside a word too ('snake__case__x' has one): the "
+     "statement's rule, not CommonMark's, which ignores underscores between letters."),
     (_style_variant(across_lines=True), "a bold span stays on one line: ** on one line and ** on the next make no "
      "span."),
     (_style_variant(empty_bold=True), "a bold span has at least one character between its markers: '****' is no "
@@ -147,7 +151,7 @@ _INDENTS = ["", "", " ", "  ", "\t", "    "]
 _MARKERS = ["", "", "", "# ", "## ", "###### ", "####### ", "#", "#tag ", "- ", "* ", "+ ", "-", "*", "1. ",
             "2) ", "10. ", "3.", "1.5 ", "a) ", "**", "__"]  # fmt: skip
 _PIECES = ["word", "a", "two words", "**b**", "__c__", "**", "__", "*", "_", "#", "- x", "1.", "2**10", "😊",
-           "****", "*****", "**__d**__", "\t", "  "]  # fmt: skip
+           "****", "*****", "**__d**__", "snake__case__x", "\t", "  "]  # fmt: skip
 
 
 def _reply():
@@ -158,7 +162,8 @@ def _reply():
 
 
 # a pair on which every mistake above gives its own answer: where one fits a smaller input, it confirms the diagnosis
-STYLE_PROBE = ("## Answer\n\n**Lima** is  the capital.\n\n- It is in Peru\n  - It is __large__\n10. ten\n#tag\n## \n****",
+STYLE_PROBE = ("## Answer\n\n**Lima** is  the snake__case__x capital.\n\n- It is in Peru\n  - It is __large__\n10. ten"
+               "\n#tag\n## \n****",
                "# Summary\n### Details\n1. **Lima** **z** and **w**\n2) __Peru__ and **x\ny**\n\t3. Andes\n   - coast\n- ")
 # then pairs with the same lengths (in characters and in words) and other answers, so a cache keyed on sizes fails
 STYLE_EXAMPLES = [
@@ -169,6 +174,7 @@ STYLE_EXAMPLES = [
     ("  ## indented header\n\t3. indented item\n10. tenth item", "word " * 40),
     ("**Note:** in Python, 2**10 is 1024", "**Answer:** 1024"),  # a stray ** is no bold span
     ("## \n- \n****\n**a\nb**", "two\twords"),  # empty header and item count; no empty or two-line span
+    ("snake__case__x", "x"),  # a __ span inside a word counts (the statement's rule, not CommonMark's)
     ("", ""),
     ("Same length", "Same length"),
 ]  # fmt: skip
@@ -225,9 +231,11 @@ def _models(battles: list[dict]) -> list[str]:
     return sorted({b["model_a"] for b in battles} | {b["model_b"] for b in battles})
 
 
-def _newton(battles: list[dict], first_move: bool = True, l2: float = 0.0, outcome: dict = OUTCOME):
-    """The maximum-likelihood fit (with an L2 penalty in log-odds if l2 > 0): (models, log-odds coefficients with
-    the first model's held at 0 and the first-move term last, converged)."""
+def _newton(battles: list[dict], first_move: bool = True, l2: float = 0.0, outcome: dict = OUTCOME,
+            tie_weight: float = 1.0):  # fmt: skip
+    """The maximum-likelihood fit (with an L2 penalty in log-odds if l2 > 0, each tie weighing tie_weight
+    battles): (models, log-odds coefficients with the first model's held at 0 and the first-move term last,
+    converged)."""
     models = _models(battles)
     X = np.zeros((len(battles), len(models) + 1))
     for i, b in enumerate(battles):
@@ -235,11 +243,13 @@ def _newton(battles: list[dict], first_move: bool = True, l2: float = 0.0, outco
         X[i, models.index(b["model_b"])] -= 1.0
         X[i, -1] = 1.0  # model_a was shown first
     y = np.array([outcome[b["winner"]] for b in battles])
+    w = np.array([tie_weight if b["winner"] == "tie" else 1.0 for b in battles])
     Z = X[:, 1:] if first_move else X[:, 1:-1]
     theta, converged = np.zeros(Z.shape[1]), False
     for _ in range(50):
         p = 1 / (1 + np.exp(-Z @ theta))
-        step = np.linalg.solve((Z * (p * (1 - p))[:, None]).T @ Z + l2 * np.eye(len(theta)), Z.T @ (y - p) - l2 * theta)
+        step = np.linalg.solve((Z * (w * p * (1 - p))[:, None]).T @ Z + l2 * np.eye(len(theta)),
+                               Z.T @ (w * (y - p)) - l2 * theta)  # fmt: skip
         theta += step
         if np.abs(step).max() < 1e-9:
             converged = True
@@ -323,22 +333,91 @@ def _battle_logs(draw) -> list[dict]:
     return _with_a_finite_fit(battles, names, decided=not draw(st.booleans()))
 
 
+LOPSIDED = [0, 5, 15, 40]  # wins of the stronger side in one position of a pair, besides one tie or loss
+
+
+@st.composite
+def _lopsided_logs(draw) -> list[dict]:
+    """Logs of 2 to 4 models in a chain, each stronger than the next by up to 40 wins in a position against one
+    tie (or one loss): fitted coefficients up to 12 log-odds, where a fit stopped after a fixed number of steps
+    (5 Newton steps, 2000 gradient steps) is still far from the maximum."""
+    names = draw(st.lists(st.sampled_from(MODEL_NAMES), min_size=2, max_size=4, unique=True))
+    battles = []
+    for a, b in zip(names, names[1:], strict=False):
+        for first, second, win, lose in ((a, b, "model_a", "model_b"), (b, a, "model_b", "model_a")):
+            battles += [{"model_a": first, "model_b": second, "winner": win}] * draw(st.sampled_from(LOPSIDED))
+            battles.append({"model_a": first, "model_b": second, "winner": draw(st.sampled_from(["tie", lose]))})
+    assume(_has_finite_fit(battles))
+    return battles
+
+
+def _davidson(battles: list[dict]) -> tuple[list[str], np.ndarray]:
+    """Davidson's model (a tie is a third outcome with its own parameter nu: P(a), P(b), P(tie) in proportion to
+    exp(d / 2), exp(-d / 2), exp(nu)), fitted by Newton's method on its concave log-likelihood: (models, log-odds
+    coefficients as in _newton)."""
+    models = _models(battles)
+    X = np.zeros((len(battles), len(models) + 1))
+    for i, b in enumerate(battles):
+        X[i, models.index(b["model_a"])] += 1.0
+        X[i, models.index(b["model_b"])] -= 1.0
+        X[i, -1] = 1.0
+    Z = X[:, 1:]
+    half = np.array([{"model_a": 0.5, "model_b": -0.5, "tie": 0.0}[b["winner"]] for b in battles])
+    tie = np.array([b["winner"] == "tie" for b in battles], dtype=float)
+
+    def fit_at(params):
+        d, nu = Z @ params[:-1], params[-1]
+        logits = np.stack([d / 2, -d / 2, np.full_like(d, nu)], axis=1)
+        top = logits.max(1, keepdims=True)
+        log_den = top[:, 0] + np.log(np.exp(logits - top).sum(1))
+        q = np.exp(logits - log_den[:, None])
+        return float((half * d + tie * nu - log_den).sum()), q
+
+    params = np.zeros(Z.shape[1] + 1)
+    value, q = fit_at(params)
+    for _ in range(100):
+        mean_c, mean_t = (q[:, 0] - q[:, 1]) / 2, q[:, 2]
+        var_c, var_t = (q[:, 0] + q[:, 1]) / 4 - mean_c**2, mean_t * (1 - mean_t)
+        cov = -mean_c * mean_t
+        grad = np.append(Z.T @ (half - mean_c), (tie - mean_t).sum())
+        hess = np.zeros((len(params), len(params)))
+        hess[:-1, :-1], hess[:-1, -1], hess[-1, -1] = (Z * var_c[:, None]).T @ Z, Z.T @ cov, var_t.sum()
+        hess[-1, :-1] = hess[:-1, -1]
+        step = np.linalg.solve(hess, grad)
+        while True:  # halve the step until the likelihood does not fall
+            new_value, new_q = fit_at(params + step)
+            if new_value >= value - 1e-12 or np.abs(step).max() < 1e-12:
+                break
+            step /= 2
+        params, value, q = params + step, new_value, new_q
+        if np.abs(step).max() < 1e-10:
+            return models, params[:-1]
+    raise ValueError("Davidson's model has no finite fit on this log")
+
+
 def _fit_variant(ties: str = "half", position: str = "yes", scale: float = 1.0, l2: float = 0.0,
-                 reversed_outcome: bool = False):  # fmt: skip
+                 reversed_outcome: bool = False, first_scale: float = 1.0):  # fmt: skip
     """bradley_terry_fit with one plausible mistake."""
 
     def variant(battles):
-        outcome = dict(OUTCOME)
+        outcome, weight = dict(OUTCOME), {"double": 2.0, "half_weight": 0.5}.get(ties, 1.0)
         if ties == "drop":
             battles = [b for b in battles if b["winner"] != "tie"]
+        elif ties == "dedup":
+            battles = [dict(zip(("model_a", "model_b", "winner"), key, strict=True)) for key in
+                       dict.fromkeys((b["model_a"], b["model_b"], b["winner"]) for b in battles)]  # fmt: skip
         elif ties in ("model_a", "model_b"):
             outcome["tie"] = outcome[ties]
         if reversed_outcome:
             outcome = {w: 1 - y for w, y in outcome.items()}
-        models, theta, converged = _newton(battles, position != "no", l2, outcome)
-        if not converged:
-            raise ValueError("this mistake has no finite fit on this log")
+        if ties == "davidson":
+            models, theta = _davidson(battles)
+        else:
+            models, theta, converged = _newton(battles, position != "no", l2, outcome, weight)
+            if not converged:
+                raise ValueError("this mistake has no finite fit on this log")
         ratings, first = _ratings(models, theta, 400.0 * scale)
+        first *= first_scale
         return ratings, -first if position == "flipped" else first
 
     return variant
@@ -349,6 +428,14 @@ FIT_HINTS = [
      "a target of 1/2), don't drop it."),
     (_fit_variant(ties="model_b"), "a tie is half a win for each side, not a loss for model_a."),
     (_fit_variant(ties="model_a"), "a tie is half a win for each side, not a win for model_a."),
+    (_fit_variant(ties="double"), "a tie is ONE battle, half a win for each side: a target of 1/2 (or two rows of "
+     "weight 1/2, one won, one lost), not a full win plus a full loss, which counts every tie twice."),
+    (_fit_variant(ties="half_weight"), "a tie weighs as much as a decided battle: a target of 1/2 with weight 1 "
+     "(or two rows of weight 1/2, one won, one lost), not one row of weight 1/2."),
+    (_fit_variant(ties="davidson"), "here a tie is half a win for each side in the Bradley–Terry likelihood (a "
+     "target of 1/2), not a third outcome with its own parameter (Davidson's model)."),
+    (_fit_variant(ties="dedup"), "every battle of the log counts, repeated ones too: don't drop duplicate battles "
+     "(a pair that met 40 times with the same outcome is 40 observations)."),
     (_fit_variant(reversed_outcome=True), "the target is 1 when model_a wins: your ratings are upside down (the "
      "winners rated lowest)."),
     (_fit_variant(position="no"), "fit the first-move term jointly with the ratings: a column of ones (model_a is "
@@ -359,6 +446,8 @@ FIT_HINTS = [
      "exp(-(beta_a - beta_b + first_move) / 400))."),
     (_fit_variant(scale=1 / 400), "ratings and first_move are in rating points: multiply the log-odds "
      "coefficients by 400."),
+    (_fit_variant(first_scale=1 / 400), "first_move is in rating points too: multiply its log-odds coefficient by "
+     "400, as the ratings'."),
     (_fit_variant(l2=1.0), "a penalty (such as scikit-learn's default C=1.0) shrinks the ratings towards each "
      "other: fit the maximum likelihood without one."),
 ]  # fmt: skip
@@ -414,10 +503,14 @@ def _fit_one(fn: Callable) -> Callable:
             raise GradingError("bradley_terry_fit gave every model the same rating and first_move 0: fit them to "
                                "the log's outcomes.")  # fmt: skip
         gap = max(abs((got[0][m] - np.mean(list(got[0].values()))) - (want[0][m] - 1000)) for m in models)
+        largest = 400 * float(np.abs(_newton(battles)[1]).max())
         raise GradingError(f"bradley_terry_fit: ratings differ from the maximum-likelihood fit by up to {gap:.2f} "
                            f"points, first_move {got[1]:+.2f} vs {want[1]:+.2f} ({len(battles)} battles, "
-                           f"{len(models)} models). Iterate until a step moves no rating by more than 0.0001 point "
-                           f"(Newton's method needs about 10 steps; gradient steps need many more).")  # fmt: skip
+                           f"{len(models)} models; the fit's largest coefficient is {largest:.0f} points). Iterate "
+                           "until a step moves no rating by more than 0.0001 point, however many steps that takes "
+                           "(Newton's method: about 10 from zero, more when a model wins almost every battle; "
+                           "gradient steps: many thousands), not a fixed number; if you do, check how each battle "
+                           "enters the likelihood (each battle counted, a tie as half a win for each side).")  # fmt: skip
 
     return one
 
@@ -436,15 +529,21 @@ FIT_EXAMPLES = [
     _log("a b b", "b a a", "a b b", "b a tie", "a b a"),
     _log("a b a", "b a a", "a c a", "c a b", "b c a", "c b tie", "a b b", "c a tie"),  # moose never wins
     _log("a b tie", "b a tie"),  # the smallest log: equal ratings, no first-move advantage
+    # lopsided logs: 40 wins for each tie in both positions, a fit far from zero (4.4 and 8.8 log-odds), where 5
+    # Newton steps or 2000 gradient steps stop short
+    _log(*(["a b a"] * 40 + ["a b tie"] + ["b a b"] * 40 + ["b a tie"])),
+    _log(*(["a b a"] * 40 + ["a b tie"] + ["b a b"] * 40 + ["b a tie"] + ["b c a"] * 40 + ["b c tie"]
+           + ["c b b"] * 40 + ["c b tie"])),  # fmt: skip
 ]
 
 
 @graded("bradley_terry_fit")
 def check_bradley_terry_fit(fn: Callable) -> None:
-    tried = holds("bradley_terry_fit", _battle_logs().map(lambda log: (log,)), _fit_one(fn),
-                  [(log,) for log in FIT_EXAMPLES], 40, bradley_terry_fit)  # fmt: skip
+    logs = st.one_of(_battle_logs(), _battle_logs(), _lopsided_logs())  # a third lopsided
+    tried = holds("bradley_terry_fit", logs.map(lambda log: (log,)), _fit_one(fn), [(log,) for log in FIT_EXAMPLES],
+                  40, bradley_terry_fit)  # fmt: skip
     print(f"✓ bradley_terry_fit: matched the maximum-likelihood fit within {FIT_TOLERANCE} points on {tried} logs "
-          "(2 to 5 models, ties, unbalanced positions, a model that never wins).")  # fmt: skip
+          "(2 to 5 models, ties, unbalanced positions, a model that never wins, lopsided logs).")  # fmt: skip
 
 
 # --- Exercise 3: Min-K%++ ----------------------------------------------------------------------------------------
@@ -680,7 +779,13 @@ def _clause_one(fn: Callable) -> Callable:
     def one(args):
         problem, rng = args
         seed = rng.shown
+        state = random.getstate()
         out = call(fn, (problem, _Seeded(seed)), "add_clause", mutable=(1,))
+        if random.getstate() != state:
+            random.setstate(state)
+            raise GradingError("add_clause changed the global random state (random.seed, or a draw from the module "
+                               "`random`): draw with `rng` only and leave the module `random` as it was; other code "
+                               "draws from it too.")  # fmt: skip
         if not isinstance(out, symbolic.WordProblem):
             raise GradingError(f"add_clause should return a WordProblem (dataclasses.replace(problem, moves=...)), "
                                f"got {describe(out)}.")  # fmt: skip
@@ -692,6 +797,11 @@ def _clause_one(fn: Callable) -> Callable:
         if len(out.moves) != len(problem.moves) + 1 or tuple(out.moves[:-1]) != tuple(problem.moves):
             raise GradingError(f"add_clause turned moves {problem.moves} into {out.moves}: keep every move and add "
                                "exactly one at the end.")  # fmt: skip
+        if not isinstance(out.moves, tuple) or not isinstance(out.moves[-1], tuple):
+            what = out.moves[-1] if isinstance(out.moves, tuple) else out.moves
+            raise GradingError(f"add_clause returned {'moves' if what is out.moves else 'the move'} {what!r}, a "
+                               f"{type(what).__name__}: moves is a tuple of tuples, each move a tuple ('+', x) like "
+                               "those already in problem.moves (problem.moves + ((op, x),)).")  # fmt: skip
         op, x = out.moves[-1]
         if op not in ("+", "-") or type(x) is not int or not 2 <= x <= 9:
             raise GradingError(f"add_clause added the move {(op, x)!r}: a move is ('+', x) or ('-', x) with a "
@@ -709,6 +819,9 @@ def _clause_one(fn: Callable) -> Callable:
 
 
 DRAWS = 1600  # clauses drawn per problem to test that the draw is uniform among the valid pairs
+EDGE_DRAWS = 12_000  # clauses drawn at a total of 0 and at 99 (8 valid pairs, each drawn try invalid half the
+# time): a fixed fallback after a few failed tries draws its pair a fifth more often than the others
+PAIR_Z = 5.8  # |z| of one pair's count that a uniform draw exceeds, over its 8 pairs, with probability about 5e-8
 
 
 def _chi_square_limit(df: int, z: float = 5.3) -> float:
@@ -736,45 +849,63 @@ def _flipped_at_edges(total: int) -> dict:
 DRAW_HINTS = [
     (_op_first, "you draw the operation first, then the amount: near the edges that favours the operation with "
      "fewer valid amounts. Draw uniformly among the valid (operation, amount) pairs (list them, then rng.choice)."),
-    (_flipped_at_edges, "you flip the operation when the move would leave 0..99: near the edges that makes the "
-     "flipped pairs twice as likely. Draw uniformly among the valid pairs (list them, then rng.choice)."),
+    (_flipped_at_edges, "near the edges you draw the pairs whose amount has one valid operation twice as often as "
+     "the others: drawing the amount first (then an operation valid for it), or flipping the operation of a pair "
+     "that would leave 0..99, does that. Draw uniformly among the valid (operation, amount) pairs (list them, then "
+     "rng.choice)."),
 ]  # fmt: skip
 
 
-def _chi_square(counts: Counter, probs: dict) -> float:
+def _chi_square(counts: Counter, probs: dict, draws: int = DRAWS) -> float:
     if set(counts) - set(probs):
         return math.inf
-    return sum((counts[pair] - DRAWS * p) ** 2 / (DRAWS * p) for pair, p in probs.items())
+    return sum((counts[pair] - draws * p) ** 2 / (draws * p) for pair, p in probs.items())
 
 
-def _uniform_one(fn: Callable) -> Callable:
-    """Many seeds on one problem: the added pair is uniform among the valid ones."""
+def _odd_pair(counts: Counter, valid: list, draws: int) -> tuple | None:
+    """The pair whose count is farthest from a uniform draw's, if farther than PAIR_Z standard deviations."""
+    p = 1 / len(valid)
+    z = {pair: (counts[pair] - draws * p) / math.sqrt(draws * p * (1 - p)) for pair in valid}
+    pair = max(z, key=lambda pair: abs(z[pair]))
+    return pair if abs(z[pair]) > PAIR_Z else None
+
+
+def _uniform_one(fn: Callable, draws: int = DRAWS) -> Callable:
+    """Many seeds on one problem: the added pair is uniform among the valid ones (with many draws, each pair's
+    count is tested on its own too: one pair drawn too often hides in a chi-square over all of them)."""
 
     def one(args):
         (problem,) = args
         first = call(fn, (problem, _Seeded(0)), "add_clause", mutable=(1,))
         drawn = [first]
         try:  # the problem is frozen and each rng fresh: the rest are called directly, for speed
-            drawn += [fn(problem, random.Random(seed)) for seed in range(1, DRAWS)]
+            drawn += [fn(problem, random.Random(seed)) for seed in range(1, draws)]
         except Exception:  # noqa: BLE001 - let `call` explain the error
-            for seed in range(1, DRAWS):
+            for seed in range(1, draws):
                 call(fn, (problem, _Seeded(seed)), "add_clause", mutable=(1,))
         counts = Counter(tuple(out.moves[-1]) for out in drawn)
         valid = valid_moves(problem.answer)
         uniform = dict.fromkeys(valid, 1 / len(valid))
-        if _chi_square(counts, uniform) <= _chi_square_limit(len(valid) - 1):
+        odd = _odd_pair(counts, valid, draws) if draws > DRAWS and not set(counts) - set(valid) else None
+        if _chi_square(counts, uniform, draws) <= _chi_square_limit(len(valid) - 1) and odd is None:
             return
         if len(counts) == 1:
             raise GradingError(f"add_clause added {next(iter(counts))} for every seed of rng: draw the clause with "
                                "`rng` (rng.choice), so that other seeds give other clauses.")  # fmt: skip
         for shape, message in DRAW_HINTS:
-            if shape(problem.answer) != uniform and _chi_square(counts, shape(problem.answer)) <= _chi_square_limit(
-                    len(valid) - 1):  # fmt: skip
+            if shape(problem.answer) != uniform and _chi_square(counts, shape(problem.answer), draws) <= (
+                    _chi_square_limit(len(valid) - 1)):  # fmt: skip
                 raise GradingError(f"add_clause: {message}")
         often = ", ".join(f"{op}{x}: {counts[op, x]}" for op, x in valid)
-        raise GradingError(f"add_clause: on a problem whose total is {problem.answer}, {DRAWS} seeds gave {often}; "
+        if odd is not None and counts[odd] > draws / len(valid):
+            raise GradingError(f"add_clause: on a problem whose total is {problem.answer}, {draws} seeds drew "
+                               f"{odd} {counts[odd]} times, about {draws // len(valid)} expected ({often}): one pair "
+                               "comes too often, as with a fixed fallback after a few failed tries. Draw uniformly "
+                               "among the valid pairs (list them, then rng.choice), or draw again until the move is "
+                               "valid, however many tries that takes.")  # fmt: skip
+        raise GradingError(f"add_clause: on a problem whose total is {problem.answer}, {draws} seeds gave {often}; "
                            f"draw uniformly among the {len(valid)} pairs that keep the total in 0..99, about "
-                           f"{DRAWS // len(valid)} each.")  # fmt: skip
+                           f"{draws // len(valid)} each.")  # fmt: skip
 
     return one
 
@@ -787,5 +918,9 @@ def check_add_clause(fn: Callable) -> None:
     uniform_on = [CLAUSE_EXAMPLES[i] for i in (5, 4, 6)]  # totals 2 and 97 (where a skewed draw shows) and 45
     skewed = _problems(SKEWED_TOTAL).map(lambda p: (p,))
     spread = holds("add_clause", skewed, _uniform_one(fn), [(p,) for p in uniform_on], 5, add_clause)
+    edges = [CLAUSE_EXAMPLES[i] for i in (3, 0)]  # totals 0 and 99: 8 valid pairs, half of all pairs invalid
+    for problem in edges:
+        _uniform_one(fn, EDGE_DRAWS)((problem,))
     print(f"✓ add_clause: {tried} problems (totals at the edges of 0..99 included), the rest kept, reproducible "
-          f"from the seed, and uniform among the valid pairs over {DRAWS} seeds on {spread} problems.")  # fmt: skip
+          f"from the seed, and uniform among the valid pairs over {DRAWS} seeds on {spread} problems and "
+          f"{EDGE_DRAWS} seeds at totals 0 and 99.")  # fmt: skip

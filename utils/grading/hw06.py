@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import numbers
 import random
+import re
 import string
 from collections import Counter
 from collections.abc import Callable
@@ -59,16 +60,25 @@ PUNCTUATION = str.maketrans("", "", string.punctuation)
 
 def _entropy_variant(base: float = 2.0, weights: dict[int, float] = ENTROPY_WEIGHTS, mean: bool = True,
                      characters: bool = False, distinct: bool = False, last: int = 1, chunks: bool = False,
-                     geometric: bool = False, lower: bool = False, strip: bool = False, joined: bool = False,
-                     separator: str | None = None, per_word: bool = False):  # fmt: skip
+                     geometric: bool = False, lower: bool = False, strip: bool = False, joined: bool | str = False,
+                     separator: str | None = None, per_word: bool = False, ascii_spaces: bool = False):  # fmt: skip
+    """ngram_entropy with one plausible mistake; joined: n-grams as strings, glued with "" (True) or that string."""
+    glue = "" if joined is True else joined
+
     def variant(text: str) -> float:
         text = text.lower() if lower else text
         text = text.translate(PUNCTUATION) if strip else text
-        tokens = list(text.replace(" ", "")) if characters else text.split(separator)
+        if characters:
+            tokens = list(text.replace(" ", ""))
+        elif ascii_spaces:
+            tokens = [word for word in re.split(r"[ \t\n]+", text) if word]
+        else:
+            tokens = text.split(separator)
         values = []
         for n, weight in weights.items():
             starts = range(0, len(tokens) - n + 1, n) if chunks else range(len(tokens) - n + last)
-            counts = Counter("".join(tokens[i : i + n]) if joined else tuple(tokens[i : i + n]) for i in starts)
+            counts = Counter(glue.join(tokens[i : i + n]) if joined is not False else tuple(tokens[i : i + n])
+                             for i in starts)  # fmt: skip
             if distinct:
                 counts = Counter(dict.fromkeys(counts, 1))
             total = len(tokens) if per_word else sum(counts.values())
@@ -106,22 +116,36 @@ ENTROPY_HINTS = [
      "the number of words."),
     (_entropy_variant(joined=True), "an n-gram is a tuple of words: joined without a separator, ('ab', 'c') and "
      "('a', 'bc') become the same string 'abc'."),
-    (_entropy_variant(separator=" "), "split with text.split() (no argument): any run of spaces, tabs or newlines "
-     "separates two words; text.split(' ') makes empty words and keeps words joined by a tab or a newline."),
+    (_entropy_variant(joined="_"), "an n-gram is a tuple of words: joined with '_', ('a_b', 'c') and ('a', 'b_c') "
+     "become the same string 'a_b_c' (a word may hold any character but whitespace)."),
+    (_entropy_variant(joined="-"), "an n-gram is a tuple of words: joined with '-', ('well-known', 'x') and "
+     "('well', 'known-x') become the same string (a word may hold any character but whitespace)."),
+    (_entropy_variant(separator=" "), "split with text.split() (no argument): any run of whitespace separates two "
+     "words; text.split(' ') makes empty words and keeps words joined by a tab or a newline."),
+    (_entropy_variant(ascii_spaces=True), "split with text.split() (no argument): every whitespace character "
+     "separates words, '\\r', the non-breaking space '\\xa0' and the ideographic space '\\u3000' too, not only "
+     "spaces, tabs and newlines."),
     (_entropy_variant(lower=True), CASE),
     (_entropy_variant(strip=True), CASE),
 ]  # fmt: skip
 
-# a small vocabulary, so that n-grams repeat: case and punctuation variants, and words whose concatenations collide
-VOCABULARY = ["a", "b", "c", "ab", "bc", "A", "a.", "Lima", "lima,", "the"]
-SPACES = [" ", "  ", "\t", "\n", " \n\t"]
+# small vocabularies, so that n-grams repeat: words whose concatenations collide (glued without a separator, or with
+# "_" or "-"), and case and punctuation variants
+WORD_FAMILIES = [["a", "b", "c", "ab", "bc", "ab c a bc"], ["a", "b", "c", "a_b", "b_c", "a_b c a b_c"],
+                 ["a", "b", "c", "a-b", "b-c", "a-b c a b-c"], ["a", "A", "a.", "Lima", "lima,", "the"]]  # fmt: skip
+VOCABULARY = sorted({word for family in WORD_FAMILIES for unit in family for word in unit.split()})
+# whitespace of every kind text.split() splits on: \r, \x0b, \x0c, a non-breaking and an ideographic space too
+SPACES = [" ", "  ", "\t", "\n", " \n\t", "\r\n", "\xa0", "\u3000", "\x0b\x0c"]
 
 
 @st.composite
 def _texts(draw) -> tuple[str]:
-    """Up to 12 words from VOCABULARY, separated by any runs of whitespace, sometimes with whitespace around them."""
+    """Up to 12 words from one of WORD_FAMILIES (so that n-grams repeat, and glued ones collide: its pieces of
+    four words) or from all of them, separated by any runs of whitespace, sometimes with whitespace around them."""
     length = draw(st.integers(0, 12))
-    words = draw(st.lists(st.sampled_from(VOCABULARY), min_size=length, max_size=length))
+    pool = draw(st.sampled_from([*WORD_FAMILIES, VOCABULARY]))
+    pieces = draw(st.lists(st.sampled_from(pool), min_size=length, max_size=length))
+    words = [word for piece in pieces for word in piece.split()][:length]
     gaps = draw(st.lists(st.sampled_from(SPACES), min_size=len(words) + 1, max_size=len(words) + 1))
     before, after = draw(st.booleans()), draw(st.booleans())
     text = "".join(gap + word for gap, word in zip(gaps, words, strict=False)) if words else ""
@@ -130,8 +154,9 @@ def _texts(draw) -> tuple[str]:
 
 
 ENTROPY_EXAMPLES = [
-    ("a b a b",), ("a b c d",),  # the same length, other contents: a cache keyed on the length fails
-    ("",), ("word",), ("short text",),  # no n-grams at all; one bigram, no trigram
+    ("a a b b",), ("a b a b",), ("a b c d",),  # the same length, other contents: a cache keyed on the length or on
+    # the words and their counts (the first two) fails
+    ("",), ("word",), ("short text",), ("the cat sat",),  # no n-grams; one bigram, no trigram; two bigrams (1/3)
     ("Lima Lima Lima Lima Lima Lima Lima",),  # one word repeated: 0
     ("Kavo Rell was born in Tumuki . Kavo Rell was born in Tumuki . Kavo Rell was born in Tumuki .",),
     ("the cat sat on the mat and the dog sat on the rug",),
@@ -140,6 +165,8 @@ ENTROPY_EXAMPLES = [
     ("  spaced   out\nover\tlines and spaced out over lines  ",),  # whitespace of every kind
     ("Tumuki. Tumuki is a city. The city of Tumuki lies in Vel. the city of tumuki lies in vel.",),  # case, punctuation
     ("ab c a bc ab c",),  # n-grams joined without a separator would collide
+    ("a_b c x a b_c a_b c",), ("well-known x y well known-x well-known x",),  # ... or joined with "_" or "-"
+    ("a b\rc a\xa0b c\u3000a b\x0bc\x0cd",),  # whitespace beyond spaces, tabs and newlines
     *((" ".join(random.Random(seed).choices(["Ana", "works", "as", "a", "baker.", "Baker", "in", "Lima,"],
                                             k=12 + seed)),) for seed in range(2)),  # fmt: skip
 ]
@@ -190,8 +217,8 @@ def check_ngram_entropy(fn: Callable) -> None:
         raise GradingError(f"ngram_entropy returned {got:.6g}, expected {want:.6g} ({_entropy_parts(text)}).")
 
     tried = holds("ngram_entropy", _texts(), one, ENTROPY_EXAMPLES, max_examples=80, reference=ngram_entropy)
-    print(f"✓ ngram_entropy: passed on {tried} texts (repeated n-grams, case, punctuation and any whitespace, short "
-          "and empty texts).")  # fmt: skip
+    print(f"✓ ngram_entropy: passed on {tried} texts (repeated n-grams, words with '_' and '-', case, punctuation, "
+          "whitespace of every kind, short and empty texts).")  # fmt: skip
 
 
 # --- Exercise 2: the exact update for several keys ------------------------------------------------------------------
@@ -336,9 +363,13 @@ def _update_hints(out, want: torch.Tensor, W, C, K, V, tol: dict) -> list:
     miss = float((K.double() @ (W.double() + out.double()) - V.double()).abs().max())
     limit = 100 * tol["atol"] * max(1.0, float(V.abs().max()))
     float32 = {"atol": 1e-3 * max(1.0, float(want.abs().max())), "rtol": 1e-3}
+    in_float32 = bool(torch.equal(out.double(), out.float().double()))  # every entry a float32 number
     return [
-        (lambda out, W, *_: W.dtype == torch.float64 and matches(out, want, **float32),
+        (lambda out, W, *_: W.dtype == torch.float64 and in_float32 and matches(out, want, **float32),
          "right only to float32 precision: float64 inputs are graded to float64 precision (no .float() on the way)."),
+        (lambda out, W, *_: W.dtype == torch.float64 and matches(out, want, **float32),
+         "close to the exact update, but not to float64 precision: no ridge or jitter (C + eps I, K C^-1 K^T + eps "
+         "I, a pinv cutoff), no float32 step, no iterative solver stopped early; solve the systems as they are."),
         (lambda *_: not miss <= limit, f"K @ (W + D) misses V by up to {miss:.3g}: every key must map to its value "
          "exactly."),
         (lambda *_: True, "K @ (W + D) = V holds, but D is not the smallest such change in tr(D^T C D): the smallest "
@@ -447,17 +478,53 @@ def _grid_inputs(draw):
 
 @st.composite
 def _float_inputs(draw):
-    """Any real keys and values; each input a key moved by up to 1.5 in every coordinate; a radius in [0, 3]."""
-    d_in, d_out = draw(st.integers(1, 6)), draw(st.integers(1, 4))
+    """Any real keys and values; each input a key moved by up to 1.5 in every coordinate, or an exact copy of it
+    (at distance 0, which |x|^2 + |k|^2 - 2 x.k can round below 0); a radius in [0, 3]."""
+    d_in, d_out = draw(st.integers(1, 8)), draw(st.integers(1, 4))  # from 5 on, x.x and x @ k round apart
     m, n = draw(st.integers(1, 5)), draw(st.integers(1, 8))
     values = draws.floats(-3.0, 3.0)
     K = draw(draws.tensors((m, d_in), values, torch.float64))
     near = draw(st.lists(st.integers(0, m - 1), min_size=n, max_size=n))
-    X = K[near] + draw(draws.tensors((n, d_in), draws.floats(-1.5, 1.5), torch.float64))
+    moved = torch.tensor(draw(st.lists(st.booleans(), min_size=n, max_size=n)), dtype=torch.float64)[:, None]
+    X = K[near] + moved * draw(draws.tensors((n, d_in), draws.floats(-1.5, 1.5), torch.float64))  # some exact copies
     W = draw(draws.tensors((d_in, d_out), values, torch.float64))
     V = draw(draws.tensors((m, d_out), values, torch.float64))
     dtype = draw(DTYPES)
     return *(x.to(dtype) for x in (X, W, K, V)), draw(draws.floats(0.0, 3.0))
+
+
+NEAR = [1e-7, 1e-8, 1e-6, 1e-5, 1e-4]  # relative gaps, far above float64 rounding (about 1e-15)
+
+
+def _unit(draw, d_in: int) -> torch.Tensor:
+    direction = draw(draws.tensors((d_in,), st.sampled_from([-1.0, 0.0, 1.0, 0.5, -0.5, 0.3]), torch.float64))
+    assume(float(direction.norm()) > 0.1)
+    return direction / direction.norm()
+
+
+@st.composite
+def _near_inputs(draw):
+    """float64, 2 to 4 keys far apart (7 apart on a grid, moved by up to 1): rows at a distance radius * (1 + gap)
+    from a key, gap in ±NEAR, and a row nearer to a later key than to an earlier one by a factor 1 + gap. float64
+    rounding cannot decide these, so the rules hold exactly: a tolerance added to the radius, or to what counts as
+    equally near, shows."""
+    d_in, d_out, m = draw(st.integers(1, 4)), draw(st.integers(1, 3)), draw(st.integers(2, 4))
+    corners = draw(st.lists(st.tuples(*[st.integers(-2, 2)] * d_in), min_size=m, max_size=m, unique=True))
+    K = 7 * torch.tensor(corners, dtype=torch.float64)
+    K = K + draw(draws.tensors((m, d_in), draws.floats(-1.0, 1.0), torch.float64))
+    radius, rows = draw(draws.floats(0.25, 3.0)), []
+    i, j = sorted(draw(st.lists(st.integers(0, m - 1), min_size=2, max_size=2, unique=True)))  # a near tie:
+    x, near = K[i].clone(), radius * draw(st.sampled_from([0.5, 0.9, 1.0]))  # K[j] nearer to x than K[i], i < j,
+    K[i] = x + _unit(draw, d_in) * near * (1 + draw(st.sampled_from(NEAR)))  # by a factor 1 + gap
+    K[j] = x + _unit(draw, d_in) * near
+    rows.append(x)
+    for _ in range(draw(st.integers(1, 4))):
+        gap = draw(st.sampled_from(NEAR)) * draw(st.sampled_from([1.0, -1.0]))
+        rows.append(K[draw(st.integers(0, m - 1))] + _unit(draw, d_in) * radius * (1 + gap))
+    X = torch.stack(rows)
+    W = draw(draws.tensors((d_in, d_out), draws.floats(-3.0, 3.0), torch.float64))
+    V = draw(draws.tensors((m, d_out), draws.floats(-3.0, 3.0), torch.float64))
+    return X, W, K, V, radius
 
 
 def _grid_example(X, K, V, radius, dtype=torch.float32):
@@ -472,6 +539,30 @@ def _many_rows():
     return X, torch.randint(-2, 3, (3, 4), generator=g).float(), K, torch.randn(30, 4, generator=g) + 0.5, 1.5
 
 
+def _copies_of_keys():
+    """float32 inputs that are exact copies of three non-integer keys, radius 1: each row is at distance 0 and
+    gated; |x|^2 + |k|^2 - 2 x.k rounds below 0 on some of them (its square root is NaN)."""
+    g = torch.Generator().manual_seed(5)
+    K = (torch.rand(3, 6, generator=g) * 6 - 3).float()
+    return K[[2, 0, 1, 2]].clone(), torch.ones(6, 1), K, torch.tensor([[0.5], [1.5], [2.5]]), 1.0
+
+
+def _near_example():
+    """float64 rows 2e-7 outside and inside a radius of 2, and a row nearer to K[2] than to K[1] by 1.5e-7."""
+    K = torch.tensor([[0.0, 0.0], [11.5 + 1.5e-7, 0.0], [10.0, 1.5]], dtype=torch.float64)
+    X = torch.tensor([[2.0 + 2e-7, 0.0], [0.0, -2.0 + 2e-7], [10.0, 0.0]], dtype=torch.float64)
+    return X, torch.tensor([[1.0, -1.0], [0.5, 2.0]], dtype=torch.float64), K, torch.tensor(
+        [[0.5, 1.5], [2.5, -0.5], [-1.5, 3.5]], dtype=torch.float64), 2.0  # fmt: skip
+
+
+def _large_batch():
+    """300 rows (more than a shortcut for large batches would let through), 5 keys on a grid, radius 1.5."""
+    g = torch.Generator().manual_seed(1)
+    K, X = (torch.randint(-3, 4, (rows, 3), generator=g).double() for rows in (5, 300))
+    W, V = torch.randint(-2, 3, (3, 2), generator=g).double(), torch.randint(-4, 5, (5, 2), generator=g).double() + 0.5
+    return X, W, K, V, 1.5
+
+
 GATED_EXAMPLES = [
     # the same shapes, other contents: a cache keyed on shapes fails
     _grid_example([[1, 0], [0, 1], [2, 2], [3, 0]], [[0, 0], [2, 0]], [[0.5, 1.5], [-0.5, 2.5]], 1.0),
@@ -484,8 +575,9 @@ GATED_EXAMPLES = [
     # radius 0: only a copy of a key is gated
     _grid_example([[1, 2], [1, 3], [3, 4]], [[1, 2], [3, 4]], [[0.5, -0.5], [1.5, 2.5]], 0.0, torch.float64),
     _many_rows(),
+    _copies_of_keys(), _near_example(), _large_batch(),
 ]  # fmt: skip
-GATED_PROBES = GATED_EXAMPLES  # a suspected mistake must repeat on each of them
+GATED_PROBES = GATED_EXAMPLES[:6]  # a suspected mistake must repeat on each of them
 
 
 def _exact(X, K, radius) -> bool:
@@ -527,13 +619,31 @@ def _first_wrong_row(out, want, X, W, K, V, radius, tol) -> str:
     i = next(i for i in range(len(X)) if not matches(out[i], want[i], **tol))
     distance = ((X[i].double() - K.double()) ** 2).sum(-1).sqrt()
     j = int(distance.argmin())
+    d = float(distance[j])
     tied = [k for k in range(len(K)) if k != j and distance[k] == distance[j]]
-    inside = bool(distance[j] <= radius)
-    where = f"its nearest key is K[{j}], at distance {float(distance[j]):.4g}"
+    almost = [k for k in range(len(K)) if k != j and 0 < distance[k] - d <= 1e-3 * max(d, 1e-300)]
+    inside, edge = d <= radius, 0 < abs(d - radius) <= 1e-3 * radius
+    where = f"its nearest key is K[{j}], at distance {d:.10g}" if edge or almost else (
+        f"its nearest key is K[{j}], at distance {d:.4g}")
     where += f" (as near as K[{tied[0]}])" if tied else ""
+    where += f" (K[{almost[0]}] is only {float(distance[almost[0]]) - d:.2g} farther)" if almost else ""
     expected = f"V[{j}] (within the radius {radius:g})" if inside else f"X[{i}] @ W (outside the radius {radius:g})"
     yours = _which_row(out[i], i, X, W, V, tol)
-    return f"row {i}: {where}, so it should be {expected} = {show(want[i])}; yours is {yours}."
+    advice, precision = "", (" and compute the distances in the inputs' precision: float64 inputs are graded to "
+                              "float64 rounding (no .float() on the way).")  # fmt: skip
+    if edge:
+        advice = (f" The distance is {d - radius:+.2g} from the radius: compare distance <= radius exactly, with no "
+                  f"tolerance added,{precision}")  # fmt: skip
+    elif almost and yours == f"V[{almost[0]}]":
+        advice = (" Take the nearest key: the lower index wins only when two distances are equal, with no tolerance,"
+                  f"{precision}")  # fmt: skip
+    elif d == radius and yours == f"X[{i}] @ W":
+        advice = " A distance equal to the radius counts as inside (<=, not <), whatever the radius."
+    elif d == 0 and inside and yours == f"X[{i}] @ W":
+        advice = (" A copy of a key is at distance 0. If you compute |x|^2 + |k|^2 - 2 x.k, rounding can take it "
+                  "below 0 and its square root to NaN (and NaN <= radius is False): clamp it at 0 (.clamp_min(0)), "
+                  "or use torch.cdist.")  # fmt: skip
+    return f"row {i}: {where}, so it should be {expected} = {show(want[i])}; yours is {yours}.{advice}"
 
 
 def _gated_tolerance(X, W, K, V, radius) -> dict:
@@ -561,7 +671,7 @@ def check_gated_values(fn: Callable) -> None:
             raise GradingError(f"gated_values: {suspects[0] if suspects else _first_wrong_row(out, want, *args, tol)}")
         compare(out, want, "gated_values", args, **tol)  # another type or shape: said as such
 
-    tried = holds("gated_values", st.one_of(_grid_inputs(), _float_inputs()), one, GATED_EXAMPLES, max_examples=60,
-                  reference=gated_values)  # fmt: skip
-    print(f"✓ gated_values: passed on {tried} inputs (keys equally near, rows exactly at the radius, radius 0, "
-          "copies of keys, float32 and float64).")  # fmt: skip
+    inputs = st.one_of(_near_inputs(), _grid_inputs(), _grid_inputs(), _float_inputs())
+    tried = holds("gated_values", inputs, one, GATED_EXAMPLES, max_examples=90, reference=gated_values)
+    print(f"✓ gated_values: passed on {tried} inputs (keys equally near, rows exactly at the radius and within 1e-8 "
+          "of it, radius 0, copies of keys, float32 and float64).")  # fmt: skip
