@@ -146,7 +146,7 @@ def _memo_on_sizes():
     return loop
 
 
-@pytest.mark.parametrize("right", [ref.run_agent, loop_with_while, loop_recursive, "master"], ids=str)
+@pytest.mark.parametrize("right", [ref.run_agent, loop_with_while, loop_recursive, "master"], ids=lambda x: getattr(x, "__name__", str(x)))
 def test_run_agent_accepts_correct_loops(right, capsys):
     passes(grading.check_run_agent, master("run_agent") if right == "master" else right, capsys)
 
@@ -275,7 +275,7 @@ def _memo_on_length():
     return execute
 
 
-@pytest.mark.parametrize("right", [ref.execute_plan, replan_recursive, replan_with_a_queue, "master"], ids=str)
+@pytest.mark.parametrize("right", [ref.execute_plan, replan_recursive, replan_with_a_queue, "master"], ids=lambda x: getattr(x, "__name__", str(x)))
 def test_execute_plan_accepts_correct_executors(right, capsys):
     passes(grading.check_execute_plan, master("execute_plan") if right == "master" else right, capsys)
 
@@ -347,7 +347,7 @@ def _remembers_keys_itself(store, step, task, answer, correct, confidence):
         store.add(step, task.key, answer, True)
 
 
-@pytest.mark.parametrize("right", [ref.write_policy, write_with_a_dict, write_with_sql, "master"], ids=str)
+@pytest.mark.parametrize("right", [ref.write_policy, write_with_a_dict, write_with_sql, "master"], ids=lambda x: getattr(x, "__name__", str(x)))
 def test_write_policy_accepts_correct_policies(right, capsys):
     passes(grading.check_write_policy, master("write_policy") if right == "master" else right, capsys)
 
@@ -469,7 +469,7 @@ def _lookup_table(question, tools, usage, k):
 
 
 @pytest.mark.parametrize("right", [ref.select_tools, select_by_overlap, select_by_tfidf, select_by_counting, "master"],
-                         ids=str)  # fmt: skip
+                         ids=lambda x: getattr(x, "__name__", str(x)))  # fmt: skip
 def test_select_tools_accepts_sensible_selectors(right, capsys):
     passes(grading.check_select_tools, master("select_tools") if right == "master" else right, capsys)
 
