@@ -517,6 +517,15 @@ class _Stop(BaseException):
         self.error = error
 
 
+def _not_done(exc: BaseException | None) -> ExerciseNotDone | None:
+    """The ExerciseNotDone behind an error, if the error or one it was raised while handling is one."""
+    while exc is not None:
+        if isinstance(exc, ExerciseNotDone):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 def holds(name: str, inputs: SearchStrategy, check_one: Callable, examples: Sequence = (), max_examples: int = 60,
           reference: Callable | None = None) -> int:  # fmt: skip
     """Run check_one(args) on every explicit example, then on inputs drawn from `inputs` (tuples of arguments).
@@ -533,9 +542,10 @@ def holds(name: str, inputs: SearchStrategy, check_one: Callable, examples: Sequ
         tried += 1
         try:
             check_one(args)
-        except ExerciseNotDone as exc:
-            raise _Stop(exc) from None
         except GradingError as exc:
+            not_done = _not_done(exc)
+            if not_done is not None:  # also where a check re-raised it as another message
+                raise _Stop(not_done) from None
             raise GradingError(f"{exc} Smallest failing input found: {show_call(name, reference, args)}.") from None
 
     test = given(inputs)(prop)
