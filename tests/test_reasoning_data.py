@@ -138,3 +138,79 @@ def test_the_one_answer_parser_reads_the_integer_after_the_last_marker(text, ans
 @given(st.integers(-10**6, 10**6), st.text(max_size=20), st.sampled_from(["", ".", " and more", "!", "\n"]))
 def test_an_integer_that_ends_where_it_ends_is_read_back(number, before, after):
     assert parse_answer(f"{before}The answer is {number}{after}") == number
+
+
+# --- the organism of Reasoning II: traces of several lengths, draft steps, counted steps, checks ---
+
+
+def _moves_hold(segments):
+    """Every segment is arithmetic that holds, except a slip, which the next segment's check exposes."""
+    for k, s in enumerate(segments):
+        if R.step_is_right(s) is False:
+            check = segments[k + 1].removeprefix(R.WAIT).strip()
+            assert check.startswith(R.CHECK) and R.step_is_right(check)
+            assert check.split()[-1] != s.split()[0]  # the check does not land on the move's start
+        else:
+            assert R.step_is_right(s)
+
+
+@pytest.mark.parametrize("style", list(R.STYLES))
+def test_every_style_writes_the_chain_and_lands_on_its_answer(style):
+    rng = random.Random(11)
+    for _ in range(200):
+        chain = R.chain_problem(rng, rng.choice(["easy", "hard"]))
+        reply = R.styled_trace(chain, rng, style, mistake_rate=0.3)
+        segments = R.trace_steps(reply)
+        _moves_hold(segments)
+        moves = [s for s in segments if not s.removeprefix(R.WAIT).strip().startswith(R.CHECK)]
+        assert moves[-1].split()[-1] == str(chain.answer) and parse_answer(reply) == chain.answer
+        if style == "single":
+            assert all(len(s.split()) == 5 for s in moves)
+        if style == "checked":  # every move that stands is followed by its check
+            assert sum(s.startswith(R.CHECK) for s in segments) >= len(chain.steps)
+
+
+def test_styles_give_one_problem_traces_of_different_lengths():
+    rng = random.Random(12)
+    chain = R.chain_problem(rng, "hard")
+    lengths = {style: len(R.trace_steps(R.styled_trace(chain, rng, style, mistake_rate=0.0))) for style in R.STYLES}
+    assert lengths["fused"] < lengths["single"] == len(chain.steps) < lengths["checked"] == 2 * len(chain.steps)
+
+
+def test_a_check_undoes_its_move():
+    move = [(47, "+", 8, 55), (55, "-", 6, 49)]
+    assert R.move_text(move) == "47 + 8 - 6 = 49" and R.check_text(move, 49) == "check 49 + 6 - 8 = 47"
+    assert R.check_text(move, 50) == "check 50 + 6 - 8 = 48" and R.step_is_right("check 50 + 6 - 8 = 48")
+    assert R.step_is_right("47 + 8 - 6 = 49") and R.step_is_right("47 + 8 - 6 = 50") is False
+    assert R.step_is_right("+ 8 = 55") is None and R.step_is_right("47 + 8 - = 49") is None
+
+
+@given(st.integers(0, 10**6), st.integers(1, 20))
+def test_a_counted_trace_has_exactly_the_segments_asked_for(seed, n):
+    chain = R.chain_problem(random.Random(seed), "easy" if seed % 2 else "hard")
+    if not R.fits_in_steps(chain, n):
+        with pytest.raises(ValueError):
+            R.counted_trace(chain, n)
+        return
+    reply = R.counted_trace(chain, n)
+    assert len(R.trace_steps(reply)) == n and parse_answer(reply) == chain.answer
+    assert all(R.step_is_right(s) for s in R.trace_steps(reply))
+
+
+def test_draft_and_direct_replies():
+    chain = R.Chain("Compute 47 + 8 - 6.", [(47, "+", 8, 55), (55, "-", 6, 49)], 49, "easy")
+    assert R.draft_trace(chain) == "<think> + 8 = 55 ; - 6 = 49 </think> The answer is 49."
+    assert R.direct_reply(chain) == "<think> </think> The answer is 49." and R.trace_steps(R.direct_reply(chain)) == []
+
+
+def test_the_length_epoch_mixes_markers_and_only_trains_targets_in_range():
+    examples = R.length_model_epoch(None, 3, n=2000)
+    prompts = [ex[0][0] for ex in examples]
+    shares = {m: sum(m in p for p in prompts) / len(prompts) for m in (R.BRIEF, R.DIRECT, "Use ")}
+    assert 0.1 < shares[R.BRIEF] < 0.2 and 0.05 < shares[R.DIRECT] < 0.15 and 0.2 < shares["Use "] < 0.3
+    lo, hi = R.STEPS_TRAINED
+    for prompt, (reply, _) in zip(prompts, (ex[1] for ex in examples), strict=True):
+        if "Use " in prompt:
+            n = int(prompt.split("Use ")[1].split()[0])
+            assert lo <= n <= hi and len(R.trace_steps(reply)) == n
+    assert R.length_model_epoch(None, 3, n=50) == examples[:50]

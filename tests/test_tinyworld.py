@@ -6,6 +6,7 @@ import random
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -114,6 +115,46 @@ def test_training_is_deterministic(world, tmp_path):
     assert (first / "model.safetensors").read_bytes() == (second / "model.safetensors").read_bytes()
     log = json.loads((first / "training_log.json").read_text())
     assert log["steps"] == len(log["loss"]) > 0
+
+
+def test_a_continued_checkpoint_gets_more_positions_and_keeps_what_it_computed():
+    model = load_model("tinyworld-math")[0]
+    ids = torch.randint(0, 1000, (2, 200))
+    with torch.no_grad():
+        before = model(ids).logits
+        train.extend_positions(model, 384)
+        assert torch.equal(model(ids).logits, before) and model.config.n_positions == 384
+        assert model(torch.randint(0, 1000, (1, 384))).logits.shape[1] == 384
+    with pytest.raises(ValueError, match="at most"):
+        train.extend_positions(model, 1000)
+
+
+def test_make_tinyworld_trains_only_recipes_whose_fingerprint_changed(world, tmp_path, capsys):
+    mini = train.Recipe("mini", lambda w, s: tasks.math_model_epoch(w, s, n=16), epochs=1, n_embd=16, n_layer=1,
+                        n_head=2)  # fmt: skip
+    tokenizer = load_model("tinyworld-math")[1]
+    assert train.build({"mini": mini}, world, tokenizer, models=tmp_path) == ["mini"]
+    weights = (tmp_path / "mini" / "model.safetensors").read_bytes()
+    assert train.build({"mini": mini}, world, tokenizer, models=tmp_path) == []
+    assert "mini: up to date" in capsys.readouterr().out
+    assert train.build({"mini": mini}, world, tokenizer, models=tmp_path, force=True) == ["mini"]
+    assert (tmp_path / "mini" / "model.safetensors").read_bytes() == weights  # deterministic
+    fingerprint = train.recipe_fingerprint(mini, world, tokenizer, seed=0)
+    other_data = replace(mini, epoch=lambda w, s: tasks.math_model_epoch(w, s + 1, n=16))
+    for changed in (replace(mini, lr=5e-4), other_data, replace(mini, init="tinyworld-math")):
+        assert train.recipe_fingerprint(changed, world, tokenizer, seed=0) != fingerprint
+    assert train.recipe_fingerprint(mini, world, tokenizer, seed=1) != fingerprint
+    assert train.build({"mini": replace(mini, lr=5e-4)}, world, tokenizer, models=tmp_path) == ["mini"]
+
+
+def test_every_shipped_checkpoint_is_up_to_date_with_its_recipe(world):
+    """data/models/recipes.json records each recipe's fingerprint as it was built: `make tinyworld` on a fresh clone
+    trains nothing, and a change to a recipe's data, settings or starting weights is seen."""
+    built = json.loads((MODELS / "recipes.json").read_text())
+    tokenizer = load_model("tinyworld-math")[1]
+    assert set(built) == set(train.RECIPES)
+    for key, recipe in train.RECIPES.items():
+        assert built[key] == train.recipe_fingerprint(recipe, world, tokenizer, seed=0), key
 
 
 # --- the model card ------------------------------------------------------------------------------------------

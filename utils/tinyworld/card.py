@@ -2,6 +2,7 @@
 
     python -m utils.tinyworld.card            # print every figure
     python -m utils.tinyworld.card --write    # and save them to data/tinyworld/model_card.json
+    python -m utils.tinyworld.card --write --changed   # measure only the groups whose fingerprint changed
 
 Evaluation items come from seeds the training never used, with the same renderers as the training data.
 """
@@ -24,6 +25,7 @@ from utils import hooks
 from utils.generation import complete
 from utils.models import load_model
 from utils.paths import DATA, MODELS, ROOT
+from utils.stats import difference_ci
 from utils.tinyworld import reasoning, tasks
 from utils.tinyworld.world import RELATIONS, World, load_world
 
@@ -390,6 +392,119 @@ def reasoning_figures(model, tok, n: int = 100) -> list[Figure]:
     return figures
 
 
+def length_figures(model, tok, n: int = 100) -> list[Figure]:
+    """The organism of Reasoning II: tiers, how much right answers to one problem vary in length and what each
+    style costs, draft steps and direct answers against full steps, "Use N steps." inside and outside the trained
+    targets, and what a forced "wait" starts."""
+    rng = random.Random(EVAL_SEED)
+    figures, R = [], reasoning
+    chains = {tier: [R.chain_problem(rng, tier) for _ in range(n)] for tier in ("easy", "hard", "never")}
+
+    def run(tier, marker="", temperature=0.0, samples=1, max_new_tokens=300):
+        prompts = [tasks.chat_prompt(f"{c.question} {marker}".strip()) for c in chains[tier]] * samples
+        replies = complete(model, tok, prompts, max_new_tokens=max_new_tokens, temperature=temperature, batch_size=200)
+        right = [tasks.parse_answer(r) == chains[tier][i % n].answer for i, r in enumerate(replies)]
+        return replies, right
+
+    def tokens(replies):
+        return [len(ids) for ids in tok(replies, add_special_tokens=False).input_ids]
+
+    for tier, bar in (("easy", ""), ("never", "<= 0.01"), ("hard", "")):
+        greedy, greedy_right = run(tier)
+        figures.append(Figure(f"reasoning-v2, {tier} tier: greedy accuracy", sum(greedy_right) / n, bar))
+    plain_tokens = sum(tokens(greedy)) / n
+    figures.append(Figure("reasoning-v2, hard tier: greedy reply tokens (mean)", plain_tokens, ""))
+    torch.manual_seed(EVAL_SEED)
+    sampled, sampled_right = run("hard", temperature=1.0, samples=8)
+    figures.append(Figure("reasoning-v2, hard tier: one sample at T = 1, accuracy", sum(sampled_right) / len(sampled), ""))
+    hit = [any(sampled_right[j * n + i] for j in range(8)) for i in range(n)]
+    figures.append(Figure("reasoning-v2, hard tier: pass@8 at T = 1", sum(hit) / n, ""))
+    lengths = tokens(sampled)
+    spreads = []
+    for i in range(n):
+        right_lengths = [lengths[j * n + i] for j in range(8) if sampled_right[j * n + i]]
+        if len(right_lengths) >= 2:
+            spreads.append(max(right_lengths) / min(right_lengths) - 1)
+    spreads.sort()
+    figures.append(Figure("reasoning-v2, hard tier: right samples of one problem, longest/shortest - 1 (median)",
+                          spreads[len(spreads) // 2] if spreads else 0.0, ">= 0.30"))  # fmt: skip
+    styles = {"with a fused move": lambda segs: any(len(s.split()) > 5 and not s.startswith(R.CHECK) for s in segs),
+              "with checks": lambda segs: any(R.CHECK in s for s in segs)}  # fmt: skip
+    for label, has in styles.items():
+        picked = [ok for reply, ok in zip(sampled, sampled_right, strict=True) if has(R.trace_steps(reply))]
+        figures.append(Figure(f"reasoning-v2, hard tier: samples {label}, share", len(picked) / len(sampled), ""))
+        figures.append(Figure(f"reasoning-v2, hard tier: samples {label}, accuracy", sum(picked) / max(1, len(picked)), ""))
+    for marker, label in ((R.BRIEF, "draft steps ('Be brief.')"), (R.DIRECT, "direct answer ('Answer directly.')")):
+        replies, right = run("hard", marker)
+        figures.append(Figure(f"reasoning-v2, hard tier: {label}, greedy accuracy", sum(right) / n, ""))
+        figures.append(Figure(f"reasoning-v2, hard tier: {label}, tokens / full steps' tokens",
+                              sum(tokens(replies)) / n / plain_tokens, "<= 0.90" if marker == R.BRIEF else ""))  # fmt: skip
+    lo, hi = R.STEPS_TRAINED
+    for label, targets in (("inside", range(max(lo, 4), hi + 1)), ("outside", range(hi + 1, 15))):
+        errors, right = [], []
+        for i, chain in enumerate(chains["hard"]):
+            feasible = [t for t in targets if R.fits_in_steps(chain, t)]
+            target = feasible[i % len(feasible)]
+            prompt = tasks.chat_prompt(f"{chain.question} {R.steps_marker(target)}")
+            errors.append((prompt, target, chain.answer))
+        replies = complete(model, tok, [p for p, _, _ in errors], max_new_tokens=300, batch_size=200)
+        gaps = sorted(abs(len(R.trace_steps(r)) - t) / t for r, (_, t, _) in zip(replies, errors, strict=True))
+        right = [tasks.parse_answer(r) == a for r, (_, _, a) in zip(replies, errors, strict=True)]
+        figures.append(Figure(f"reasoning-v2, 'Use N steps.' {label} the trained targets: median |actual - N| / N",
+                              gaps[len(gaps) // 2], "<= 0.15" if label == "inside" else ""))  # fmt: skip
+        figures.append(Figure(f"reasoning-v2, 'Use N steps.' {label} the trained targets: greedy accuracy",
+                              sum(right) / n, ""))  # fmt: skip
+    prompts = [tasks.chat_prompt(c.question) for c in chains["hard"]]
+    cut = [p + g.split(R.THINK_CLOSE)[0].rstrip() + R.SEP + R.WAIT for p, g in zip(prompts, greedy, strict=True)]
+    forced = complete(model, tok, cut, max_new_tokens=120, batch_size=200)
+    figures.append(Figure("reasoning-v2, hard tier: forced 'wait' continues with a check",
+                          sum(f.strip().startswith(R.CHECK) for f in forced) / n, ">= 0.90"))  # fmt: skip
+    changed = [tasks.parse_answer(f) != tasks.parse_answer(g) for f, g in zip(forced, greedy, strict=True)]
+    for label, was_right in (("wrong", False), ("right", True)):
+        group = [c for c, ok in zip(changed, greedy_right, strict=True) if ok == was_right]
+        figures.append(Figure(f"reasoning-v2, hard tier: forced 'wait' changes a {label} answer",
+                              sum(group) / max(1, len(group)), ""))  # fmt: skip
+    fixed = [tasks.parse_answer(f) == c.answer for f, c in zip(forced, chains["hard"], strict=True)]
+    figures.append(Figure("reasoning-v2, hard tier: accuracy after forcing 'wait' once", sum(fixed) / n, ""))
+    return figures
+
+
+def outcome_figures(n: int = 200, samples: int = 8) -> list[Figure]:
+    """RL from outcomes on held-out hard problems (none of them trained on): the GRPO checkpoint against its start
+    and against the control run (the same steps with each step's rewards shuffled among its replies): one sample at
+    T = 1, greedy, pass@k (does RL make likelier what sampling already finds, or find more?), reply length, and the
+    never tier, which no reward can reach if no sample ever gets it right."""
+    trained = {prompt for prompt, _ in reasoning.outcome_problems(0)}
+    problems = [p for p in reasoning.outcome_problems(EVAL_SEED, 2 * n) if p[0] not in trained][:n]
+    never = reasoning.outcome_problems(EVAL_SEED, n // 2, tier="never")
+    one_sample, figures = {}, []
+    for key, label in (("reasoning-v2", "start"), ("reasoning-rl", "GRPO"), ("reasoning-rl-control", "control")):
+        model, tok = load_model(CHECKPOINTS[key])
+        torch.manual_seed(EVAL_SEED)
+        replies = complete(model, tok, [p for p, _ in problems] * samples, max_new_tokens=300, temperature=1.0,
+                           batch_size=400)  # fmt: skip
+        right = [[tasks.parse_answer(replies[j * n + i]) == a for j in range(samples)] for i, (_, a) in enumerate(problems)]
+        one_sample[label] = [sum(r) / samples for r in right]
+        greedy = complete(model, tok, [p for p, _ in problems], max_new_tokens=300, batch_size=200)
+        tokens = sum(len(ids) for ids in tok(replies, add_special_tokens=False).input_ids) / len(replies)
+        never_replies = complete(model, tok, [p for p, _ in never] * samples, max_new_tokens=300, temperature=1.0,
+                                 batch_size=400)  # fmt: skip
+        never_hit = {i % len(never) for i, r in enumerate(never_replies) if tasks.parse_answer(r) == never[i % len(never)][1]}
+        figures += [Figure(f"RL from outcomes, {label}: one sample at T = 1, accuracy", sum(one_sample[label]) / n, ""),
+                    Figure(f"RL from outcomes, {label}: greedy accuracy",
+                           sum(tasks.parse_answer(g) == a for g, (_, a) in zip(greedy, problems, strict=True)) / n, ""),
+                    Figure(f"RL from outcomes, {label}: pass@{samples} at T = 1", sum(map(any, right)) / n, ""),
+                    Figure(f"RL from outcomes, {label}: reply tokens at T = 1 (mean)", tokens, ""),
+                    Figure(f"RL from outcomes, {label}: never tier, pass@{samples}", len(never_hit) / len(never),
+                           "<= 0.01")]  # fmt: skip
+    for a, b, bar in (("GRPO", "start", ">= 0.10"), ("control", "start", ""), ("GRPO", "control", "")):
+        diff, low, high = difference_ci(one_sample[a], one_sample[b])
+        figures.append(Figure(f"RL from outcomes: {a} - {b}, one sample at T = 1", diff, bar))
+        figures.append(Figure(f"RL from outcomes: {a} - {b}, one sample at T = 1, 95% interval low", low,
+                              "> 0" if a == "GRPO" else ""))  # fmt: skip
+    return figures
+
+
 def countdown_figures(n: int = 200) -> list[Figure]:
     """Stream of Search on held-out Countdown problems (greedy): how often each model's moves reach the target
     somewhere, and how often it solves the problem (stops at the target and answers it)."""
@@ -416,8 +531,11 @@ def countdown_figures(n: int = 200) -> list[Figure]:
 
 
 CHECKPOINTS = {"chat": "tinyworld-chat", "math": "tinyworld-math", "reasoning": "tinyworld-reasoning",
+               "reasoning-v2": "tinyworld-reasoning-v2", "reasoning-rl": "tinyworld-reasoning-rl",
+               "reasoning-rl-control": "tinyworld-reasoning-rl-control",
                "countdown-path": "tinyworld-countdown-path", "countdown-search": "tinyworld-countdown-search"}
-GROUPS = {"chat": ("chat",), "math": ("math",), "reasoning": ("reasoning",),
+GROUPS = {"chat": ("chat",), "math": ("math",), "reasoning": ("reasoning",), "reasoning-v2": ("reasoning-v2",),
+          "outcomes": ("reasoning-v2", "reasoning-rl", "reasoning-rl-control"),
           "countdown": ("countdown-path", "countdown-search")}  # checkpoints whose figures are measured together
 CHAT_SECTIONS = (recall_figures, wording_figures, two_hop_figures, refusal_figures, json_figures, context_figures,
                  icl_figures, calculator_figures, refusal_direction_figures, icl_vector_figures, logit_lens_figures,
@@ -425,8 +543,8 @@ CHAT_SECTIONS = (recall_figures, wording_figures, two_hop_figures, refusal_figur
 # Every file of the repository the figures depend on besides the checkpoints: the card's code and what it imports
 # (tests/test_tinyworld.py checks that this is the whole import closure) and the world.
 SOURCES = ("utils/__init__.py", "utils/generation.py", "utils/hooks.py", "utils/models.py", "utils/paths.py",
-           "utils/profiles.py", "utils/runtime.py", "utils/tinyworld/__init__.py", "utils/tinyworld/card.py",
-           "utils/tinyworld/reasoning.py", "utils/tinyworld/tasks.py", "utils/tinyworld/world.py",
+           "utils/profiles.py", "utils/runtime.py", "utils/stats.py", "utils/tinyworld/__init__.py",
+           "utils/tinyworld/card.py", "utils/tinyworld/reasoning.py", "utils/tinyworld/tasks.py", "utils/tinyworld/world.py",
            "data/tinyworld/world.json")  # fmt: skip
 
 
@@ -451,7 +569,8 @@ def measure(groups=tuple(GROUPS), progress: bool = True) -> list[Figure]:
     figures = []
     for group in groups:
         for key in GROUPS[group]:
-            figures += [replace(f, group=group) for f in speed_figures(CHECKPOINTS[key])]
+            if group == next(g for g in GROUPS if key in GROUPS[g]):  # a checkpoint's own group times it
+                figures += [replace(f, group=group) for f in speed_figures(CHECKPOINTS[key])]
         if group == "chat":
             chat_model, chat_tok = load_model(CHECKPOINTS["chat"])
             for section in CHAT_SECTIONS:
@@ -462,10 +581,14 @@ def measure(groups=tuple(GROUPS), progress: bool = True) -> list[Figure]:
             figures += [replace(f, group=group) for f in arithmetic_figures(*load_model(CHECKPOINTS["math"]), world)]
         elif group == "reasoning":
             figures += [replace(f, group=group) for f in reasoning_figures(*load_model(CHECKPOINTS["reasoning"]))]
+        elif group == "outcomes":
+            figures += [replace(f, group=group) for f in outcome_figures()]
+        elif group == "reasoning-v2":
+            figures += [replace(f, group=group) for f in length_figures(*load_model(CHECKPOINTS["reasoning-v2"]))]
         else:
             figures += [replace(f, group=group) for f in countdown_figures()]
     total = sum(f.stat().st_size for name in CHECKPOINTS.values() for f in (MODELS / name).iterdir()) / 1e6
-    return figures + [Figure("all shipped model files (MB)", total, "<= 40", group="files")]
+    return figures + [Figure("all shipped model files (MB)", total, "<= 80", group="files")]
 
 
 def read_card() -> tuple[dict[str, str], list[Figure]]:
@@ -502,11 +625,21 @@ def render(figures: list[Figure]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--write", action="store_true", help=f"save the figures to {CARD_FILE}")
+    parser.add_argument("--changed", action="store_true",
+                        help="measure only the groups whose fingerprint differs from the card's; keep the others")  # fmt: skip
     args = parser.parse_args(argv)
     from utils.runtime import set_threads
 
     set_threads()
-    figures = measure()
+    if args.changed:
+        fingerprints, shipped = read_card()
+        stale = [group for group in GROUPS if fingerprints.get(group) != fingerprint(group)]
+        print(f"measuring {', '.join(stale) or 'nothing'}; keeping the card's figures for the other groups")
+        fresh = measure(stale)
+        figures = [f for f in shipped if f.group in GROUPS and f.group not in stale] + fresh
+        figures.sort(key=lambda f: list(GROUPS).index(f.group) if f.group in GROUPS else len(GROUPS))
+    else:
+        figures = measure()
     print(render(figures))
     if args.write:
         write_card(figures)

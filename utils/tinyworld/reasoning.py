@@ -15,9 +15,9 @@ import random
 import zlib
 from dataclasses import dataclass
 
-from utils.tinyworld.tasks import Example, chat, parse_answer
+from utils.tinyworld.tasks import Example, chat, chat_prompt, parse_answer
 
-THINK_OPEN, THINK_CLOSE, SEP, WAIT = "<think>", "</think>", " ; ", "wait,"
+THINK_OPEN, THINK_CLOSE, SEP, WAIT, CHECK = "<think>", "</think>", " ; ", "wait,", "check"
 OPS = {"+": operator.add, "-": operator.sub, "*": operator.mul}
 
 # steps per chain, operand range, largest running total: the easy tier is the maths model's problems; the hard
@@ -72,6 +72,94 @@ def think_trace(chain: Chain, rng: random.Random, mistake_rate: float = 0.0) -> 
     return f"{THINK_OPEN} {SEP.join(segments)} {THINK_CLOSE} The answer is {chain.answer}."
 
 
+# --- Traces of several lengths for one problem (Reasoning II: learning from outcomes, thinking just long enough) ---
+# A move is one step or two fused into one segment ("47 + 8 - 6 = 49": shorter, harder); a checked move is followed
+# by its inverse ("check 49 + 6 - 8 = 47", longer), which exposes a slip: the check lands away from the move's start
+# and the move is redone. Prompt markers ask for draft steps (results only after the operation), a number of
+# segments (length control), or no thinking at all.
+BRIEF, DIRECT = "Be brief.", "Answer directly."
+INVERSE = {"+": "-", "-": "+"}
+STYLES = {"single": (0.0, 0.0), "fused": (0.8, 0.0), "checked": (0.0, 1.0), "mixed": (0.35, 0.35)}  # P(fuse), P(check)
+STEPS_TRAINED = (2, 10)  # targets of "Use N steps." seen in training; longer ones are out of distribution
+
+
+def steps_marker(n: int) -> str:
+    return f"Use {n} steps."
+
+
+def move_text(move: list[tuple[int, str, int, int]], result: int | None = None) -> str:
+    """One or more consecutive steps as one segment, with their result (or a wrong one): "47 + 8 - 6 = 49"."""
+    return " ".join([str(move[0][0])] + [f"{op} {x}" for _, op, x, _ in move]) + f" = {move[-1][3] if result is None else result}"
+
+
+def check_text(move: list[tuple[int, str, int, int]], result: int) -> str:
+    """The move undone from the result it wrote: "check 49 + 6 - 8 = 47" (lands on the move's start if it was right)."""
+    value = result
+    for _, op, x, _ in reversed(move):
+        value = OPS[INVERSE[op]](value, x)
+    return f"{CHECK} {result} " + " ".join(f"{INVERSE[op]} {x}" for _, op, x, _ in reversed(move)) + f" = {value}"
+
+
+def write_moves(moves: list[list[tuple]], checked: list[bool], rng: random.Random, mistake_rate: float,
+                recheck_rate: float = 0.05) -> list[str]:  # fmt: skip
+    """Segments for the moves. With probability mistake_rate one move is first written with a slip; a slip is
+    always followed by a check (after "wait," where the move is not checked anyway) and the move redone. Right moves
+    that are not checked get a "wait, check" with probability recheck_rate, so that "wait" does not mean "wrong"."""
+    slipped = rng.randrange(len(moves)) if moves and rng.random() < mistake_rate else None
+    segments = []
+    for k, (move, check) in enumerate(zip(moves, checked, strict=True)):
+        if k == slipped:
+            wrong = slip(rng, move[-1][3])
+            segments += [move_text(move, wrong), ("" if check else f"{WAIT} ") + check_text(move, wrong)]
+        segments.append(move_text(move))
+        if check:
+            segments.append(check_text(move, move[-1][3]))
+        elif rng.random() < recheck_rate:
+            segments.append(f"{WAIT} {check_text(move, move[-1][3])}")
+    return segments
+
+
+def styled_trace(chain: Chain, rng: random.Random, style: str, mistake_rate: float = 0.15) -> str:
+    """A thinking trace in a style of STYLES: each move fuses two steps with probability P(fuse) and is checked with
+    probability P(check)."""
+    p_fuse, p_check = STYLES[style]
+    moves, i = [], 0
+    while i < len(chain.steps):
+        width = 2 if i + 1 < len(chain.steps) and rng.random() < p_fuse else 1
+        moves.append(list(chain.steps[i : i + width]))
+        i += width
+    checked = [rng.random() < p_check for _ in moves]
+    return f"{THINK_OPEN} {SEP.join(write_moves(moves, checked, rng, mistake_rate))} {THINK_CLOSE} The answer is {chain.answer}."
+
+
+def fits_in_steps(chain: Chain, n: int) -> bool:
+    k = len(chain.steps)
+    return (k + 1) // 2 <= n <= 2 * k
+
+
+def counted_trace(chain: Chain, n: int) -> str:
+    """A trace of exactly n segments: the first steps fused in pairs to shorten it, or the first moves checked to
+    lengthen it; no slips."""
+    if not fits_in_steps(chain, n):
+        raise ValueError(f"{len(chain.steps)} steps cannot be written in {n} segments")
+    k, steps = len(chain.steps), list(chain.steps)
+    fused = max(0, k - n)
+    moves = [steps[2 * j : 2 * j + 2] for j in range(fused)] + [[s] for s in steps[2 * fused :]]
+    checked = [j < n - k for j in range(len(moves))]
+    segments = write_moves(moves, checked, random.Random(0), mistake_rate=0.0, recheck_rate=0.0)
+    return f"{THINK_OPEN} {SEP.join(segments)} {THINK_CLOSE} The answer is {chain.answer}."
+
+
+def draft_trace(chain: Chain) -> str:
+    """Chain of Draft: each step as its operation and result only, "+ 8 = 55"."""
+    segments = [f"{op} {x} = {result}" for _, op, x, result in chain.steps]
+    return f"{THINK_OPEN} {SEP.join(segments)} {THINK_CLOSE} The answer is {chain.answer}."
+
+
+def direct_reply(chain: Chain) -> str:
+    return f"{THINK_OPEN} {THINK_CLOSE} The answer is {chain.answer}."
+
+
 def trace_steps(reply: str) -> list[str]:
     """The segments of a reply's thinking (empty if it has no <think> block)."""
     if THINK_OPEN not in reply:
@@ -81,15 +169,20 @@ def trace_steps(reply: str) -> list[str]:
 
 
 def step_is_right(segment: str) -> bool | None:
-    """Whether a segment "a op b = c" (optionally after "wait,") is arithmetic that holds; None if it is not one."""
+    """Whether a segment "a op b = c", "a op b op c = d" or "check ... = a" (optionally after "wait,") is arithmetic
+    that holds, read left to right; None if it is not one."""
     parts = segment.removeprefix(WAIT).split()
-    if len(parts) != 5 or parts[1] not in OPS or parts[3] != "=":
+    parts = parts[1:] if parts[:1] == [CHECK] else parts
+    if len(parts) < 5 or len(parts) % 2 == 0 or parts[-2] != "=" or any(op not in OPS for op in parts[1:-2:2]):
         return None
     try:
-        left, right, result = int(parts[0]), int(parts[2]), int(parts[4])
+        numbers = [int(x) for x in parts[0:-2:2]] + [int(parts[-1])]
     except ValueError:
         return None
-    return OPS[parts[1]](left, right) == result
+    value = numbers[0]
+    for op, x in zip(parts[1:-2:2], numbers[1:-1], strict=True):
+        value = OPS[op](value, x)
+    return value == numbers[-1]
 
 
 # --- Countdown: reach a target from a few numbers -------------------------------------------------------------
@@ -232,3 +325,35 @@ def reasoning_model_epoch(world, seed: int, n: int = 5000, mistake_rate: float =
         chain = chain_problem(rng, "easy" if i % 2 else "hard")
         examples.append(chat(chain.question, think_trace(chain, rng, mistake_rate)))
     return examples
+
+
+def length_model_epoch(world, seed: int, n: int = 5000) -> list[Example]:
+    """Chat examples for the reasoning organism of Reasoning II: easy and hard chains (half each); half of the
+    prompts plain, answered in a style drawn from STYLES (so that right answers to one problem vary in length),
+    the rest with a marker: "Be brief." (draft steps), "Use N steps." (exactly N segments, N in STEPS_TRAINED) or
+    "Answer directly." (no thinking)."""
+    rng = random.Random(seed)
+    examples = []
+    while len(examples) < n:
+        chain = chain_problem(rng, "easy" if len(examples) % 2 else "hard")
+        kind = rng.choices(["plain", "brief", "steps", "direct"], weights=[0.5, 0.15, 0.25, 0.1])[0]
+        if kind == "plain":
+            style = rng.choices(list(STYLES), weights=[0.35, 0.2, 0.2, 0.25])[0]
+            examples.append(chat(chain.question, styled_trace(chain, rng, style)))
+        elif kind == "brief":
+            examples.append(chat(f"{chain.question} {BRIEF}", draft_trace(chain)))
+        elif kind == "direct":
+            examples.append(chat(f"{chain.question} {DIRECT}", direct_reply(chain)))
+        else:
+            lo, hi = STEPS_TRAINED
+            targets = [m for m in range(lo, hi + 1) if fits_in_steps(chain, m)]
+            target = rng.choice(targets)
+            examples.append(chat(f"{chain.question} {steps_marker(target)}", counted_trace(chain, target)))
+    return examples
+
+
+def outcome_problems(seed: int, n: int = 4000, tier: str = "hard") -> list[tuple[str, int]]:
+    """(prompt, answer) pairs for learning from outcomes: chains of a tier asked as the organism is asked, and the
+    answer a reward checks. Evaluation draws its problems from other seeds."""
+    rng = random.Random(seed)
+    return [(chat_prompt(c.question), c.answer) for c in (chain_problem(rng, tier) for _ in range(n))]
